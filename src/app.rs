@@ -1,0 +1,121 @@
+//! The application state every handler receives, and what happens on first start.
+
+use std::sync::Arc;
+
+use base64::Engine;
+
+use crate::auth::Auth;
+use crate::auth::password::{self, hash_blocking};
+use crate::auth::roles::ADMIN_ROLE;
+use crate::config::Config;
+use crate::store::{NewAccount, OpenError, Store};
+
+pub struct Inner {
+    pub store: Store,
+    pub auth: Auth,
+    pub config: Config,
+}
+
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl App {
+    /// Opens the store (repairing leftovers of unacknowledged writes) and creates the first
+    /// administrator when there is no account yet.
+    pub async fn open(config: Config) -> Result<App, StartError> {
+        let (store, report) =
+            Store::open(&config.data_dir, &config.store).map_err(StartError::Open)?;
+        for fixed in report.removed.iter().chain(&report.restored) {
+            tracing::warn!(%fixed, "repaired at start-up");
+        }
+        if !report.unrepairable.is_empty() {
+            return Err(StartError::Damaged(report.unrepairable));
+        }
+        if store.account_count() == 0 {
+            first_admin(&store, &config).await?;
+        }
+        let auth = Auth::new(store.clone(), config.hash_concurrency, config.lockout);
+        Ok(App(Arc::new(Inner {
+            store,
+            auth,
+            config,
+        })))
+    }
+}
+
+async fn first_admin(store: &Store, config: &Config) -> Result<(), StartError> {
+    let (password, generated) = match &config.admin_password {
+        Some(p) => {
+            password::check_strength(p).map_err(StartError::WeakPassword)?;
+            (p.clone(), false)
+        }
+        None => {
+            let mut raw = [0u8; 18];
+            getrandom::fill(&mut raw).expect("the OS random source is available");
+            (
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+                true,
+            )
+        }
+    };
+    let to_hash = password.clone();
+    let hash = tokio::task::spawn_blocking(move || hash_blocking(&to_hash))
+        .await
+        .expect("hashing does not panic");
+    let account = store
+        .create_account(NewAccount {
+            first_name: "Admin".into(),
+            last_name: "Administrator".into(),
+            email: config.admin_email.clone(),
+            active: true,
+            roles: vec![ADMIN_ROLE.into()],
+            created_by: None,
+            password_hash: Some(hash),
+        })
+        .await
+        .map_err(|e| StartError::Store(e.to_string()))?;
+    tracing::info!(id = %account.id, email = %account.email, "created the first administrator");
+    if generated {
+        // Printed once, straight to stderr and never through the log; it is not stored.
+        eprintln!(
+            "\n  profiled created the administrator {} with this generated password:\n\n      {password}\n\n  It is shown only this once. Set PROFILED_ADMIN_PASSWORD to choose it, or use\n  `profiled reset-password` to set a new one.\n",
+            account.email
+        );
+    }
+    Ok(())
+}
+
+/// Why the server could not start; each says what the operator should do.
+#[derive(Debug)]
+pub enum StartError {
+    Open(OpenError),
+    Damaged(Vec<String>),
+    WeakPassword(String),
+    Store(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Open(e) => write!(f, "{e}"),
+            StartError::Damaged(problems) => write!(
+                f,
+                "the database is inconsistent in a way start-up cannot repair ({}). Run `profiled check` for the full list and restore from a backup",
+                problems.join("; ")
+            ),
+            StartError::WeakPassword(m) => {
+                write!(f, "PROFILED_ADMIN_PASSWORD is not accepted: {m}")
+            }
+            StartError::Store(m) => write!(f, "could not create the first administrator: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}

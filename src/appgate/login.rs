@@ -1,0 +1,97 @@
+//! `/admin/version`, `/admin/login` and `/admin/authentication/logout`.
+
+use serde_json::{Value, json};
+
+use super::{DIALECT, ok};
+use crate::app::App;
+use crate::auth::{Privilege, privileges};
+use crate::clock;
+use crate::error::{ApiError, FieldError};
+use crate::http::{self, Req, Resp};
+
+/// The only identity provider (decision: accounts are local).
+const PROVIDER: &str = "local";
+
+pub fn version() -> Resp {
+    http::ok_json(&super::version_body(), DIALECT)
+}
+
+fn string_field<'a>(body: &'a Value, name: &str, errors: &mut Vec<FieldError>) -> Option<&'a str> {
+    match body.get(name) {
+        None | Some(Value::Null) => {
+            errors.push(FieldError::new(name, "may not be null"));
+            None
+        }
+        Some(Value::String(s)) => Some(s),
+        Some(_) => {
+            errors.push(FieldError::new(name, "must be a string"));
+            None
+        }
+    }
+}
+
+pub async fn login(app: &App, req: Req) -> Result<Resp, ApiError> {
+    let body = http::read_json(req, app.config.body_timeout).await?;
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "The login body must be a JSON object.",
+        ));
+    }
+    let mut errors = Vec::new();
+    let provider = string_field(&body, "providerName", &mut errors);
+    let device = string_field(&body, "deviceId", &mut errors);
+    let username = string_field(&body, "username", &mut errors);
+    let password = string_field(&body, "password", &mut errors);
+    if let Some(d) = device
+        && uuid::Uuid::parse_str(d).is_err()
+    {
+        errors.push(FieldError::new("deviceId", "must be a UUID"));
+    }
+    if let Some(p) = provider
+        && !p.eq_ignore_ascii_case(PROVIDER)
+    {
+        errors.push(FieldError::new(
+            "providerName",
+            format!("unknown identity provider; the only one is '{PROVIDER}'"),
+        ));
+    }
+    let (Some(username), Some(password), true) = (username, password, errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    let login = app.auth.login(username, password).await?;
+    let privileges = appgate_privileges(&login.account.roles);
+    let motd = app.store.settings()?.message_of_the_day;
+    Ok(ok(&json!({
+        "token": login.token,
+        "expires": clock::appgate(login.expires),
+        "messageOfTheDay": motd,
+        "user": {
+            "name": login.account.email,
+            "needTwoFactorAuth": false,
+            "canAccessAuditLogs": false,
+            "privileges": privileges,
+        },
+    })))
+}
+
+/// The caller's privileges as Appgate items. An administrator holds `All/All`, as Appgate's
+/// built-in admin role does; other roles list their client-profile and settings rights.
+fn appgate_privileges(roles: &[String]) -> Vec<Value> {
+    let all = json!({"all": true});
+    if privileges(roles).any(|p| p == Privilege::Backup) {
+        return vec![json!({"type": "All", "target": "All", "scope": all})];
+    }
+    let mut items: Vec<(&str, &str)> = privileges(roles).filter_map(Privilege::appgate).collect();
+    items.sort();
+    items.dedup();
+    items
+        .into_iter()
+        .map(|(kind, target)| json!({"type": kind, "target": target, "scope": all}))
+        .collect()
+}
+
+pub async fn logout(app: &App, req: Req) -> Result<Resp, ApiError> {
+    let caller = app.auth.authenticate(req.headers())?;
+    app.auth.logout(&caller).await?;
+    Ok(http::no_content())
+}

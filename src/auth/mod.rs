@@ -1,0 +1,204 @@
+//! Who is calling and what they may do: logins, opaque bearer tokens, and the caller's
+//! privileges. Shared by both dialects: a token from either login works everywhere.
+
+pub mod lockout;
+pub mod password;
+pub mod roles;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hyper::header::{AUTHORIZATION, HeaderMap};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::clock;
+use crate::error::ApiError;
+use crate::store::{Account, Session, Store, StoreError};
+use lockout::Lockout;
+use password::Passwords;
+pub use roles::Privilege;
+
+/// The authenticated caller of one request, re-read from the store on every request so that
+/// deactivation and role changes apply at once.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub account: Account,
+    pub token_hash: [u8; 32],
+}
+
+impl Caller {
+    pub fn can(&self, privilege: Privilege) -> bool {
+        privileges(&self.account.roles).any(|p| p == privilege)
+    }
+
+    /// 403 unless the caller's roles grant `privilege`.
+    pub fn require(&self, privilege: Privilege) -> Result<(), ApiError> {
+        if self.can(privilege) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.account.roles.iter().any(|r| r == roles::ADMIN_ROLE)
+    }
+}
+
+/// Every privilege the given role ids grant (unknown ids grant nothing).
+pub fn privileges(role_ids: &[String]) -> impl Iterator<Item = Privilege> + '_ {
+    role_ids
+        .iter()
+        .filter_map(|id| roles::role(id))
+        .flat_map(|r| r.privileges.iter().copied())
+}
+
+/// A new opaque token: 32 bytes from the OS, standard base64, and the hash that is stored.
+fn new_token() -> (String, [u8; 32]) {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).expect("the OS random source is available");
+    let token = STANDARD.encode(raw);
+    (token, Sha256::digest(raw).into())
+}
+
+/// The stored hash of a presented token, or `None` when it cannot be one of ours. Tokens are
+/// looked up by this hash, so no comparison of the secret itself ever happens.
+fn token_hash(token: &str) -> Option<[u8; 32]> {
+    let raw = STANDARD.decode(token.trim()).ok()?;
+    if raw.len() != 32 {
+        return None;
+    }
+    Some(Sha256::digest(&raw).into())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// A successful login.
+pub struct Login {
+    pub token: String,
+    pub expires: OffsetDateTime,
+    pub lifetime_secs: i64,
+    pub account: Account,
+}
+
+pub struct Auth {
+    store: Store,
+    passwords: Passwords,
+    lockout: Lockout,
+}
+
+impl Auth {
+    pub fn new(store: Store, hash_concurrency: usize, lockout: Duration) -> Self {
+        Auth {
+            store,
+            passwords: Passwords::new(hash_concurrency),
+            lockout: Lockout::new(lockout),
+        }
+    }
+
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
+    }
+
+    /// Resolves the request's bearer token to a caller, or 401.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let hash = bearer(headers)
+            .and_then(token_hash)
+            .ok_or_else(ApiError::unauthorized)?;
+        let session = self
+            .store
+            .session(&hash)?
+            .ok_or_else(ApiError::unauthorized)?;
+        if session.expires <= clock::millis(clock::now()) {
+            return Err(ApiError::unauthorized());
+        }
+        let account = self
+            .store
+            .account(&session.account_id)?
+            .filter(|a| a.active)
+            .ok_or_else(ApiError::unauthorized)?;
+        Ok(Caller {
+            account,
+            token_hash: hash,
+        })
+    }
+
+    /// Checks credentials (with lockout) and opens a session. The same 401 answers a wrong
+    /// password, an unknown or inactive account and an account without a password.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Login, ApiError> {
+        if let Some(secs) = self.lockout.locked(username) {
+            return Err(ApiError::too_many_requests(secs));
+        }
+        let account = self.store.account_by_email(username)?;
+        let hash = account
+            .as_ref()
+            .filter(|a| a.active)
+            .and_then(|a| a.password_hash.clone());
+        let ok = self.passwords.verify(password.to_owned(), hash).await;
+        let account = match account {
+            Some(a) if ok => a,
+            _ => {
+                self.lockout.failed(username);
+                return Err(ApiError::login_failed());
+            }
+        };
+        self.lockout.succeeded(username);
+        self.open_session(&account.id, true).await
+    }
+
+    /// A new token for the caller; the presented one is revoked (Oracle's `/refresh`).
+    pub async fn refresh(&self, caller: &Caller) -> Result<Login, ApiError> {
+        self.store.writable()?;
+        let login = self.open_session_nowait(&caller.account.id, false)?;
+        self.store.revoke_session(&caller.token_hash).await?;
+        Ok(login)
+    }
+
+    pub async fn logout(&self, caller: &Caller) -> Result<(), ApiError> {
+        self.store.revoke_session(&caller.token_hash).await?;
+        Ok(())
+    }
+
+    async fn open_session(&self, account_id: &str, stamp_login: bool) -> Result<Login, ApiError> {
+        let login = self.open_session_nowait(account_id, stamp_login)?;
+        self.store.durable().await?;
+        Ok(login)
+    }
+
+    fn open_session_nowait(&self, account_id: &str, stamp_login: bool) -> Result<Login, ApiError> {
+        let lifetime_ms = self.store.settings()?.token_lifetime_ms();
+        let now = clock::now();
+        let (token, hash) = new_token();
+        let session = Session {
+            account_id: account_id.to_string(),
+            created: clock::millis(now),
+            expires: clock::millis(now) + lifetime_ms,
+        };
+        self.store.put_session(&hash, &session)?;
+        let account = if stamp_login {
+            self.store
+                .update_account_nowait(account_id, &mut |a: &mut Account| {
+                    a.last_login = Some(now);
+                    Ok::<(), StoreError>(())
+                })?
+        } else {
+            self.store
+                .account(account_id)?
+                .ok_or_else(ApiError::unauthorized)?
+        };
+        Ok(Login {
+            token,
+            expires: clock::from_millis(session.expires),
+            lifetime_secs: (lifetime_ms + 999) / 1000,
+            account,
+        })
+    }
+}

@@ -1,0 +1,92 @@
+//! Command-line flags and environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const ENV_HELP: &str = "\
+Environment:
+  PROFILED_ADMIN_PASSWORD  Password of the administrator created on first start (at least 12
+                           characters). Unset: a strong one is generated and printed once on
+                           standard error.
+  PROFILED_NEW_PASSWORD    The new password for `reset-password` (else read from stdin).
+  RUST_LOG                 Log filter, e.g. `info` (default) or `profiled=debug`.
+Every flag can also be set with the variable named in its help.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "profiled",
+    version,
+    about = "Client and admin profiles in one binary: the Appgate SDP and Oracle Commerce admin APIs over an embedded database.",
+    after_help = ENV_HELP,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Set a new password for an account, offline (stop the server first).
+    ResetPassword(ResetPasswordArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PROFILED_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of the database (created if missing).
+    #[arg(long, env = "PROFILED_DATA_DIR", default_value = "data/db")]
+    pub data_dir: PathBuf,
+    /// E-mail (login name) of the administrator created on first start.
+    #[arg(long, env = "PROFILED_ADMIN_EMAIL", default_value = "admin@localhost")]
+    pub admin_email: String,
+    /// Database page cache in MiB.
+    #[arg(long, env = "PROFILED_CACHE_MB", default_value_t = 128)]
+    pub cache_mb: u64,
+    /// Open connections at most.
+    #[arg(long, env = "PROFILED_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a client has to send its request headers (also the keep-alive idle limit).
+    #[arg(long, env = "PROFILED_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a client has to send its request body.
+    #[arg(long, env = "PROFILED_BODY_TIMEOUT", default_value_t = 10)]
+    pub body_timeout: u64,
+    /// Seconds in-flight requests get to finish on SIGINT/SIGTERM.
+    #[arg(long, env = "PROFILED_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ResetPasswordArgs {
+    /// Directory of the database.
+    #[arg(long, env = "PROFILED_DATA_DIR", default_value = "data/db")]
+    pub data_dir: PathBuf,
+    /// E-mail of the account.
+    #[arg(long)]
+    pub email: String,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> crate::Config {
+        let mut c = crate::Config::new(&self.data_dir);
+        c.admin_email = self.admin_email.clone();
+        c.admin_password = std::env::var("PROFILED_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
+        c.store.cache_capacity = self.cache_mb * 1024 * 1024;
+        c.max_connections = self.max_connections;
+        c.header_timeout = std::time::Duration::from_secs(self.header_timeout.max(1));
+        c.body_timeout = std::time::Duration::from_secs(self.body_timeout.max(1));
+        c.shutdown_timeout = std::time::Duration::from_secs(self.shutdown_timeout);
+        c
+    }
+}

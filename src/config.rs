@@ -1,0 +1,47 @@
+//! Server configuration. `main` fills it from flags and environment; tests build it directly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::store::StoreOptions;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// E-mail of the administrator created on first start.
+    pub admin_email: String,
+    /// Their password; when `None` a strong one is generated and printed once on stderr.
+    pub admin_password: Option<String>,
+    pub store: StoreOptions,
+    /// Open connections at most; further clients wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Time a client has to send its request headers (also bounds idle keep-alive).
+    pub header_timeout: Duration,
+    /// Time a client has to send its request body.
+    pub body_timeout: Duration,
+    /// Time in-flight requests get to finish after a shutdown signal.
+    pub shutdown_timeout: Duration,
+    /// How long an account stays locked after repeated failed logins.
+    pub lockout: Duration,
+    /// Password hashes computed at once.
+    pub hash_concurrency: usize,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            admin_email: "admin@localhost".into(),
+            admin_password: None,
+            store: StoreOptions::default(),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(10),
+            lockout: Duration::from_secs(60),
+            hash_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The one place that turns an error into a status code and a body, in each dialect's format:
+//! Appgate's `{id, message[, errors]}` under `/admin`, Oracle's `{errorCode, message, status,
+//! type[, errors]}` under `/ccadmin`. Internal detail is logged here, once, and never sent.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+use serde_json::{Map, Value, json};
+
+use crate::store::StoreError;
+
+/// Which vendor's error format a request is answered in; chosen by its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Appgate,
+    Occ,
+}
+
+impl Dialect {
+    pub fn of(path: &str) -> Dialect {
+        if path == "/ccadmin" || path.starts_with("/ccadmin/") {
+            Dialect::Occ
+        } else {
+            Dialect::Appgate
+        }
+    }
+}
+
+/// One problem with one field of a request body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldError {
+    /// Dotted JSON path, e.g. `profileUrls.0.url`.
+    pub field: String,
+    pub message: String,
+    /// Oracle's errorCode for this problem (Appgate ignores it).
+    pub code: Option<&'static str>,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+            code: None,
+        }
+    }
+
+    pub fn code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    BadRequest,
+    Unauthorized,
+    /// Wrong credentials at login (Appgate adds `failureType`).
+    LoginFailed,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    NotAcceptable,
+    RequestTimeout,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// Appgate's 422; Oracle answers validation problems with 400.
+    Validation,
+    TooManyRequests,
+    Internal,
+    Unavailable,
+}
+
+impl Kind {
+    fn status(self, dialect: Dialect) -> StatusCode {
+        match self {
+            Kind::BadRequest => StatusCode::BAD_REQUEST,
+            Kind::Unauthorized | Kind::LoginFailed => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Kind::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            Kind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Kind::Validation => match dialect {
+                Dialect::Appgate => StatusCode::UNPROCESSABLE_ENTITY,
+                Dialect::Occ => StatusCode::BAD_REQUEST,
+            },
+            Kind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// An error on its way to the client. Handlers build these; `into_response` renders them.
+/// Boxed so that `Result<_, ApiError>` stays one pointer wide on the happy path.
+#[derive(Debug)]
+pub struct ApiError(Box<ErrorDetails>);
+
+impl std::ops::Deref for ApiError {
+    type Target = ErrorDetails;
+    fn deref(&self) -> &ErrorDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorDetails {
+        &mut self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct ErrorDetails {
+    pub kind: Kind,
+    pub message: String,
+    /// Oracle's errorCode; defaults to the status number.
+    pub code: Option<&'static str>,
+    pub errors: Vec<FieldError>,
+    pub retry_after: Option<u64>,
+    pub allow: Option<&'static str>,
+    /// Extra top-level members (Appgate's 406 carries the version window).
+    pub extra: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        ApiError(Box::new(ErrorDetails {
+            kind,
+            message: message.into(),
+            code: None,
+            errors: Vec::new(),
+            retry_after: None,
+            allow: None,
+            extra: Map::new(),
+        }))
+    }
+
+    pub fn code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(Kind::BadRequest, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(Kind::Unauthorized, "Token error. Login again.")
+    }
+
+    pub fn login_failed() -> Self {
+        Self::new(Kind::LoginFailed, "Invalid username or password.")
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(
+            Kind::Forbidden,
+            "You don't have permission to access this resource.",
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(Kind::NotFound, message)
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut e = Self::new(
+            Kind::MethodNotAllowed,
+            format!("Method not allowed here. Allowed: {allow}."),
+        );
+        e.allow = Some(allow);
+        e
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(Kind::Conflict, message)
+    }
+
+    /// Several problems at once: Appgate 422 `Validation failed.`, Oracle 400 with `errors`.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let mut e = Self::new(Kind::Validation, "Validation failed.");
+        e.code = errors.first().and_then(|f| f.code);
+        if e.code.is_some() && errors.len() == 1 {
+            e.message = errors[0].message.clone();
+        }
+        e.errors = errors;
+        e
+    }
+
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        let mut e = Self::new(
+            Kind::TooManyRequests,
+            "Too many failed login attempts. Try again later.",
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        Self::new(Kind::Internal, "An unexpected error occurred.")
+    }
+
+    pub fn unavailable() -> Self {
+        Self::new(
+            Kind::Unavailable,
+            "The server cannot store data right now. Nothing was changed by this request.",
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            Kind::PayloadTooLarge,
+            format!("The request body is larger than {limit} bytes."),
+        )
+    }
+
+    pub fn status(&self, dialect: Dialect) -> StatusCode {
+        self.kind.status(dialect)
+    }
+
+    pub fn into_response(self, dialect: Dialect) -> Response<Full<Bytes>> {
+        let status = self.kind.status(dialect);
+        let body = match dialect {
+            Dialect::Appgate => self.appgate_body(status),
+            Dialect::Occ => self.occ_body(status),
+        };
+        let mut resp = crate::http::json_response(status, &body, dialect);
+        let headers = resp.headers_mut();
+        if let Some(allow) = self.allow {
+            headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if status == StatusCode::UNAUTHORIZED && dialect == Dialect::Occ {
+            headers.insert(
+                hyper::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        debug_assert!(resp.headers().contains_key(CONTENT_TYPE));
+        resp
+    }
+
+    fn appgate_body(&self, status: StatusCode) -> Value {
+        let id = status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase();
+        let mut body = Map::new();
+        body.insert("id".into(), Value::String(id));
+        body.insert("message".into(), Value::String(self.message.clone()));
+        if self.kind == Kind::Validation && !self.errors.is_empty() {
+            body.insert("message".into(), Value::String("Validation failed.".into()));
+            let errors = self
+                .errors
+                .iter()
+                .map(|e| json!({"field": e.field, "message": e.message}))
+                .collect();
+            body.insert("errors".into(), Value::Array(errors));
+        }
+        if self.kind == Kind::LoginFailed {
+            body.insert("failureType".into(), Value::String("Login".into()));
+        }
+        body.extend(self.extra.clone());
+        Value::Object(body)
+    }
+
+    fn occ_body(&self, status: StatusCode) -> Value {
+        let status_s = status.as_u16().to_string();
+        let code = self
+            .code
+            .map(str::to_string)
+            .unwrap_or_else(|| match self.kind {
+                Kind::BadRequest | Kind::Validation => "22007".to_string(),
+                _ => status_s.clone(),
+            });
+        let type_url = format!(
+            "https://www.rfc-editor.org/rfc/rfc9110#status.{}",
+            status.as_u16()
+        );
+        let mut body = Map::new();
+        body.insert("errorCode".into(), Value::String(code.clone()));
+        body.insert("message".into(), Value::String(self.message.clone()));
+        body.insert("status".into(), Value::String(status_s.clone()));
+        body.insert("type".into(), Value::String(type_url.clone()));
+        if !self.errors.is_empty() {
+            if self.errors.len() == 1 {
+                body.insert(
+                    "o:errorPath".into(),
+                    Value::String(self.errors[0].field.clone()),
+                );
+            }
+            let errors = self
+                .errors
+                .iter()
+                .map(|e| {
+                    json!({
+                        "errorCode": e.code.unwrap_or(code.as_str()),
+                        "message": e.message,
+                        "status": status_s,
+                        "type": type_url,
+                        "o:errorPath": e.field,
+                    })
+                })
+                .collect();
+            body.insert("errors".into(), Value::Array(errors));
+        }
+        Value::Object(body)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::KeyTaken | StoreError::IdTaken => {
+                ApiError::conflict("The submitted resource conflicts with another.")
+            }
+            StoreError::NotFound => ApiError::not_found("The requested resource can not be found."),
+            StoreError::Unavailable => ApiError::unavailable(),
+            other => ApiError::internal(other),
+        }
+    }
+}

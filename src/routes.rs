@@ -1,0 +1,24 @@
+//! The top of the routing tree: a path prefix picks the dialect.
+
+use crate::app::App;
+use crate::error::{ApiError, Dialect};
+use crate::http::{Req, Resp};
+
+pub async fn route(app: App, req: Req) -> Resp {
+    let path = req.uri().path().to_owned();
+    let dialect = Dialect::of(&path);
+    let result = if let Some(rest) = sub_path(&path, "/admin") {
+        crate::appgate::route(&app, req, rest).await
+    } else if let Some(rest) = sub_path(&path, "/ccadmin/v1") {
+        crate::occ::route(&app, req, rest).await
+    } else {
+        Err(ApiError::not_found("No such resource."))
+    };
+    result.unwrap_or_else(|e| e.into_response(dialect))
+}
+
+/// `path` below `prefix` (`""` or starting with `/`), if it is below it.
+fn sub_path<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}

@@ -1,0 +1,158 @@
+//! Accounts (Oracle's admin profiles): records by id, unique by e-mail (case-insensitive).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::unique::Swap;
+use super::{Store, StoreError, decode, encode};
+
+/// An account as stored. Ids look like `iuser10060`; the number only grows.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub active: bool,
+    pub roles: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub registration_date: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub roles_last_modified: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub last_login: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub created_by: Option<String>,
+    #[serde(default)]
+    pub external: bool,
+    #[serde(default)]
+    pub tour_complete: bool,
+    /// Argon2id PHC string; `None` until a password is set (the account cannot log in).
+    #[serde(default)]
+    pub password_hash: Option<String>,
+}
+
+/// What a caller supplies to create an account; the store fills in id and dates.
+#[derive(Clone, Debug)]
+pub struct NewAccount {
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub active: bool,
+    pub roles: Vec<String>,
+    pub created_by: Option<String>,
+    pub password_hash: Option<String>,
+}
+
+/// The index key of an e-mail address: compared case-insensitively, stored as given.
+pub fn email_key(email: &str) -> Vec<u8> {
+    email.trim().to_lowercase().into_bytes()
+}
+
+pub(super) fn email_key_of(record: &[u8]) -> Option<Vec<u8>> {
+    decode::<Account>(record).ok().map(|a| email_key(&a.email))
+}
+
+/// First number handed out; the first administrator is `iuser10000` on a fresh store.
+const FIRST_ACCOUNT_NUMBER: u64 = 10_000;
+
+impl Store {
+    /// Creates an account and waits until it is durable.
+    pub async fn create_account(&self, new: NewAccount) -> Result<Account, StoreError> {
+        self.writable()?;
+        let number = FIRST_ACCOUNT_NUMBER + self.db().generate_id()?;
+        let now = crate::clock::now();
+        let account = Account {
+            id: format!("iuser{number}"),
+            first_name: new.first_name,
+            last_name: new.last_name,
+            email: new.email,
+            active: new.active,
+            roles: new.roles,
+            registration_date: now,
+            roles_last_modified: now,
+            last_login: None,
+            created_by: new.created_by,
+            external: false,
+            tour_complete: false,
+            password_hash: new.password_hash,
+        };
+        self.inner.accounts.insert(
+            account.id.as_bytes(),
+            &email_key(&account.email),
+            encode(&account),
+        )?;
+        self.durable().await?;
+        Ok(account)
+    }
+
+    pub fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        self.inner
+            .accounts
+            .get(id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    pub fn account_by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {
+        let Some(id) = self.inner.accounts.lookup(&email_key(email))? else {
+            return Ok(None);
+        };
+        // The entry may be a reservation of a write in flight: trust only a record that agrees.
+        Ok(self
+            .account(&String::from_utf8_lossy(&id))?
+            .filter(|a| email_key(&a.email) == email_key(email)))
+    }
+
+    /// All accounts in id order (there are few).
+    pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.inner
+            .accounts
+            .records
+            .iter()
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    pub fn account_count(&self) -> usize {
+        self.inner.accounts.records.len()
+    }
+
+    /// Applies `change` to the stored account and writes it back atomically, moving the
+    /// e-mail index entry when the address changes. `change` may run more than once when
+    /// another writer got there first, so it must only modify the account it is given.
+    /// Waits until the result is durable.
+    pub async fn update_account<E: From<StoreError>>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut Account) -> Result<(), E>,
+    ) -> Result<Account, E> {
+        self.writable()?;
+        let account = self.update_account_nowait(id, &mut change)?;
+        self.durable().await?;
+        Ok(account)
+    }
+
+    /// `update_account` without waiting for durability; for callers that batch several writes.
+    pub(crate) fn update_account_nowait<E: From<StoreError>>(
+        &self,
+        id: &str,
+        change: &mut impl FnMut(&mut Account) -> Result<(), E>,
+    ) -> Result<Account, E> {
+        let table = &self.inner.accounts;
+        loop {
+            let old = table.get(id.as_bytes())?.ok_or(StoreError::NotFound)?;
+            let mut account: Account = decode(&old)?;
+            let old_key = email_key(&account.email);
+            change(&mut account)?;
+            account.id = id.to_string();
+            let new_key = email_key(&account.email);
+            match table.update(id.as_bytes(), &old, &old_key, &new_key, encode(&account))? {
+                Swap::Done => return Ok(account),
+                Swap::Changed => continue,
+            }
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The embedded database: every sled tree is opened here, by name, and nothing outside
+//! `store` knows a tree exists. Handlers see typed records and `StoreError`.
+
+mod accounts;
+mod commit;
+mod sessions;
+mod settings;
+pub mod unique;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use accounts::{Account, NewAccount, email_key};
+pub use sessions::Session;
+pub use settings::{AuditLogPersistenceMode, GlobalSettings, SpaMode};
+
+use commit::GroupCommit;
+use unique::{RepairReport, UniqueTable};
+
+/// The on-disk layout this build writes. A database stamped with a larger number was written
+/// by a newer profiled and is refused rather than misread.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: &str = "meta";
+const META_SCHEMA: &[u8] = b"schema_version";
+const META_SECRET: &[u8] = b"installation_secret";
+
+/// Tree names say which way they map.
+pub(crate) const TREE_ID_ACCOUNT: &str = "accountid_account";
+pub(crate) const TREE_EMAIL_ACCOUNT: &str = "email_accountid";
+pub(crate) const TREE_TOKENHASH_SESSION: &str = "tokenhash_session";
+pub(crate) const TREE_SETTINGS: &str = "settings";
+
+/// Errors of the storage layer. Expected outcomes (conflicts, absence) are typed apart from
+/// failures of the database itself, which are logged where they are turned into a 500.
+#[derive(Debug)]
+pub enum StoreError {
+    /// A unique key (name, email) belongs to another record.
+    KeyTaken,
+    /// A record with this id already exists.
+    IdTaken,
+    NotFound,
+    /// Writes are refused because a flush failed: nothing written since is known to be durable.
+    Unavailable,
+    /// The database holds something this build cannot read.
+    Corrupt(String),
+    Sled(sled::Error),
+    Io(std::io::Error),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::KeyTaken => f.write_str("unique key already taken"),
+            StoreError::IdTaken => f.write_str("id already taken"),
+            StoreError::NotFound => f.write_str("not found"),
+            StoreError::Unavailable => f.write_str("store refuses writes after a failed flush"),
+            StoreError::Corrupt(m) => write!(f, "database content is not readable: {m}"),
+            StoreError::Sled(e) => write!(f, "sled: {e}"),
+            StoreError::Io(e) => write!(f, "io: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e)
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+/// Why a data directory could not be opened. Shown to the operator as is.
+#[derive(Debug)]
+pub enum OpenError {
+    NewerSchema { found: u64 },
+    Unreadable { dir: PathBuf, cause: String },
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::NewerSchema { found } => write!(
+                f,
+                "the database was written by a newer profiled (schema {found}, this build reads up to {SCHEMA_VERSION}); run that version or restore a backup made by this one"
+            ),
+            OpenError::Unreadable { dir, cause } => write!(
+                f,
+                "cannot open the database in {}: {cause}. If it was damaged by a crash, restore it from a backup (profiled import) into an empty directory",
+                dir.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records are plain data and always serialise")
+}
+
+/// Options for opening a data directory.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// sled's page cache, in bytes. sled's own default (1 GiB) is too much for an appliance.
+    pub cache_capacity: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_capacity: 128 * 1024 * 1024,
+        }
+    }
+}
+
+struct Inner {
+    db: sled::Db,
+    meta: sled::Tree,
+    accounts: UniqueTable,
+    sessions: sled::Tree,
+    settings: sled::Tree,
+    secret: [u8; 32],
+    commit: GroupCommit,
+    dir: PathBuf,
+}
+
+/// A cheap handle to the open database; clone it freely.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`, checks its schema version, makes sure the
+    /// installation secret exists and repairs what an unacknowledged write may have left.
+    pub fn open(dir: &Path, options: &StoreOptions) -> Result<(Store, RepairReport), OpenError> {
+        let unreadable = |cause: String| OpenError::Unreadable {
+            dir: dir.to_path_buf(),
+            cause,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| unreadable(e.to_string()))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_capacity)
+            .open()
+            .map_err(|e| unreadable(e.to_string()))?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| unreadable(e.to_string()));
+        let meta = tree(META)?;
+        match meta
+            .get(META_SCHEMA)
+            .map_err(|e| unreadable(e.to_string()))?
+        {
+            Some(v) => {
+                let found = u64::from_be_bytes(
+                    v.as_ref()
+                        .try_into()
+                        .map_err(|_| unreadable("schema version is not 8 bytes".into()))?,
+                );
+                if found > SCHEMA_VERSION {
+                    return Err(OpenError::NewerSchema { found });
+                }
+            }
+            None => {
+                meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(|e| unreadable(e.to_string()))?;
+            }
+        }
+        let secret = match meta
+            .get(META_SECRET)
+            .map_err(|e| unreadable(e.to_string()))?
+        {
+            Some(v) => v
+                .as_ref()
+                .try_into()
+                .map_err(|_| unreadable("installation secret is not 32 bytes".into()))?,
+            None => {
+                let mut s = [0u8; 32];
+                getrandom::fill(&mut s).map_err(|e| unreadable(e.to_string()))?;
+                meta.insert(META_SECRET, &s)
+                    .map_err(|e| unreadable(e.to_string()))?;
+                s
+            }
+        };
+        let accounts = UniqueTable::new(tree(TREE_ID_ACCOUNT)?, tree(TREE_EMAIL_ACCOUNT)?);
+        let sessions = tree(TREE_TOKENHASH_SESSION)?;
+        let settings = tree(TREE_SETTINGS)?;
+        let commit = GroupCommit::start(&db, dir).map_err(|e| unreadable(e.to_string()))?;
+        let mut report = RepairReport::default();
+        accounts
+            .repair(&mut report, "email", accounts::email_key_of)
+            .map_err(|e| unreadable(e.to_string()))?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                meta,
+                accounts,
+                sessions,
+                settings,
+                secret,
+                commit,
+                dir: dir.to_path_buf(),
+            }),
+        };
+        // Make the stamp, the secret and any repair durable before serving.
+        store
+            .inner
+            .commit
+            .flush_now()
+            .map_err(|e| unreadable(e.to_string()))?;
+        Ok((store, report))
+    }
+
+    /// Waits until every write this task made before the call is on disk (group commit).
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.inner.commit.wait().await
+    }
+
+    /// Fails fast when a previous flush failed, before anything is written.
+    pub fn writable(&self) -> Result<(), StoreError> {
+        self.inner.commit.check()
+    }
+
+    /// Flushes synchronously; for shutdown and offline commands.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.commit.flush_now()
+    }
+
+    /// The per-installation secret (32 random bytes, generated on first open).
+    pub fn secret(&self) -> &[u8; 32] {
+        &self.inner.secret
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+
+    pub(crate) fn meta(&self) -> &sled::Tree {
+        &self.inner.meta
+    }
+}

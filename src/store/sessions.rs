@@ -1,0 +1,83 @@
+//! Login sessions: SHA-256 of the token → account and expiry. The token itself is never stored.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, decode, encode};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub account_id: String,
+    /// Unix milliseconds.
+    pub created: i64,
+    /// Unix milliseconds; the token is refused from then on.
+    pub expires: i64,
+}
+
+impl Store {
+    /// Stores a session without waiting; the caller waits with `durable()` after its other
+    /// writes of the same request.
+    pub(crate) fn put_session(
+        &self,
+        token_hash: &[u8; 32],
+        session: &Session,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        self.inner.sessions.insert(token_hash, encode(session))?;
+        Ok(())
+    }
+
+    pub fn session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>, StoreError> {
+        self.inner
+            .sessions
+            .get(token_hash)?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Revokes one session and waits until the revocation is durable.
+    pub async fn revoke_session(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
+        self.writable()?;
+        let existed = self.inner.sessions.remove(token_hash)?.is_some();
+        self.durable().await?;
+        Ok(existed)
+    }
+
+    /// Revokes every session of an account (deactivation). Does not wait for durability:
+    /// the caller's own write of the account does.
+    #[expect(
+        dead_code,
+        reason = "deactivation through the admin-profile API uses it"
+    )]
+    pub(crate) fn revoke_account_sessions(&self, account_id: &str) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for entry in self.inner.sessions.iter() {
+            let (k, v) = entry?;
+            if decode::<Session>(&v).is_ok_and(|s| s.account_id == account_id) {
+                self.inner.sessions.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Removes sessions that expired before `now_ms`; returns how many.
+    pub fn purge_expired_sessions(&self, now_ms: i64) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for entry in self.inner.sessions.iter() {
+            let (k, v) = entry?;
+            let expired = decode::<Session>(&v)
+                .map(|s| s.expires <= now_ms)
+                .unwrap_or(true);
+            if expired {
+                self.inner.sessions.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.len()
+    }
+}

@@ -1,0 +1,126 @@
+//! Appgate's global settings, stored as one record. `collectiveId` is generated on first use
+//! and survives a reset.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Number;
+use uuid::Uuid;
+
+use super::{Store, StoreError, decode, encode};
+
+const KEY: &[u8] = b"global";
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum SpaMode {
+    #[default]
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP-TCP")]
+    UdpTcp,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum AuditLogPersistenceMode {
+    #[default]
+    Default,
+    Guaranteed,
+    Performance,
+}
+
+/// The settings record, field for field as in the vendor's `global_settings.yml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalSettings {
+    pub claims_token_expiration: Number,
+    pub entitlement_token_expiration: Number,
+    /// Minutes a login token lives.
+    pub administration_token_expiration: Number,
+    pub vpn_certificate_expiration: Number,
+    pub registered_device_expiration_days: Number,
+    pub spa_mode: SpaMode,
+    pub spa_time_window_seconds: Number,
+    pub login_banner_message: String,
+    pub message_of_the_day: String,
+    pub backup_api_enabled: bool,
+    /// Write-only: stored, never returned.
+    pub backup_passphrase: Option<String>,
+    pub geo_ip_updates: bool,
+    pub audit_log_persistence_mode: AuditLogPersistenceMode,
+    /// Host of exported profile URLs; empty when unset.
+    pub profile_hostname: String,
+    pub collective_name: String,
+    pub collective_id: Uuid,
+}
+
+impl GlobalSettings {
+    pub fn defaults(collective_id: Uuid) -> Self {
+        GlobalSettings {
+            claims_token_expiration: 1440.into(),
+            entitlement_token_expiration: 180.into(),
+            administration_token_expiration: 720.into(),
+            vpn_certificate_expiration: 525_600.into(),
+            registered_device_expiration_days: 90.into(),
+            spa_mode: SpaMode::Tcp,
+            spa_time_window_seconds: 600.into(),
+            login_banner_message: String::new(),
+            message_of_the_day: String::new(),
+            backup_api_enabled: false,
+            backup_passphrase: None,
+            geo_ip_updates: false,
+            audit_log_persistence_mode: AuditLogPersistenceMode::Default,
+            profile_hostname: String::new(),
+            collective_name: String::new(),
+            collective_id,
+        }
+    }
+
+    /// Token lifetime in milliseconds (the setting is in minutes and may be fractional).
+    pub fn token_lifetime_ms(&self) -> i64 {
+        let minutes = self
+            .administration_token_expiration
+            .as_f64()
+            .unwrap_or(720.0);
+        (minutes * 60_000.0).clamp(1.0, i64::MAX as f64) as i64
+    }
+}
+
+impl Store {
+    pub fn settings(&self) -> Result<GlobalSettings, StoreError> {
+        match self.inner.settings.get(KEY)? {
+            Some(v) => decode(&v),
+            None => Ok(GlobalSettings::defaults(self.collective_id()?)),
+        }
+    }
+
+    /// Replaces the settings (keeping `collectiveId`) and waits until durable.
+    pub async fn put_settings(&self, mut settings: GlobalSettings) -> Result<(), StoreError> {
+        self.writable()?;
+        settings.collective_id = self.collective_id()?;
+        self.inner.settings.insert(KEY, encode(&settings))?;
+        self.durable().await
+    }
+
+    /// Back to defaults (same `collectiveId`), durably.
+    pub async fn reset_settings(&self) -> Result<(), StoreError> {
+        self.writable()?;
+        self.inner.settings.remove(KEY)?;
+        self.durable().await
+    }
+
+    /// Generated once per installation, kept in the meta tree so a reset cannot change it.
+    fn collective_id(&self) -> Result<Uuid, StoreError> {
+        const META_COLLECTIVE: &[u8] = b"collective_id";
+        if let Some(v) = self.meta().get(META_COLLECTIVE)? {
+            return Uuid::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()));
+        }
+        let id = Uuid::new_v4();
+        match self.meta().compare_and_swap(
+            META_COLLECTIVE,
+            None as Option<&[u8]>,
+            Some(id.as_bytes()),
+        )? {
+            Ok(()) => Ok(id),
+            Err(cur) => Uuid::from_slice(&cur.current.unwrap_or_default())
+                .map_err(|e| StoreError::Corrupt(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! A real server on 127.0.0.1:0 with a temporary data directory, and a small HTTP client.
+// Not every test module uses every helper.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::HeaderMap;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use profiled::Config;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_EMAIL: &str = "admin@localhost";
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery-staple";
+pub const ACCEPT_V23: &str = "application/vnd.appgate.peer-v23+json";
+pub const DEVICE_ID: &str = "4c07bc67-57ea-42dd-b702-c2d6c45419fc";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    config: Config,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), profiled::StartError>>,
+}
+
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {} body is not JSON ({e}): {:?}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The configuration tests start from: fast lockout, short timeouts, a known password.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut c = Config::new(dir);
+    c.admin_password = Some(ADMIN_PASSWORD.into());
+    c.header_timeout = Duration::from_secs(2);
+    c.body_timeout = Duration::from_secs(2);
+    c.shutdown_timeout = Duration::from_secs(5);
+    c.store.cache_capacity = 16 * 1024 * 1024;
+    c
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        Self::start_in(dir, config).await
+    }
+
+    async fn start_in(dir: TempDir, config: Config) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(profiled::serve(config.clone(), listener, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            dir,
+            config,
+            shutdown: tx,
+            task,
+        }
+    }
+
+    /// Graceful shutdown; returns the data directory and the server's result.
+    pub async fn stop(self) -> (TempDir, Config, Result<(), profiled::StartError>) {
+        let _ = self.shutdown.send(());
+        let result = tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("server stops in time")
+            .expect("server task does not panic");
+        (self.dir, self.config, result)
+    }
+
+    /// Stops the server and starts a new one on the same data directory.
+    pub async fn restart(self) -> TestServer {
+        let (dir, config, result) = self.stop().await;
+        result.expect("server ran cleanly");
+        Self::start_in(dir, config).await
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> TestResponse {
+        send(self.addr, method, path, headers, body.into()).await
+    }
+
+    /// An Appgate call: v23 Accept header, optional token, optional JSON body.
+    pub async fn appgate(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("accept", ACCEPT_V23)];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a));
+        }
+        let bytes = match &body {
+            Some(b) => {
+                headers.push(("content-type", "application/json"));
+                serde_json::to_vec(b).unwrap()
+            }
+            None => Vec::new(),
+        };
+        self.request(method, path, &headers, bytes).await
+    }
+
+    /// An Oracle Commerce call: optional token, optional JSON body.
+    pub async fn occ(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        let bytes = match &body {
+            Some(b) => {
+                headers.push(("content-type", "application/json"));
+                serde_json::to_vec(b).unwrap()
+            }
+            None => Vec::new(),
+        };
+        self.request(method, path, &headers, bytes).await
+    }
+
+    pub async fn appgate_login_response(&self, email: &str, password: &str) -> TestResponse {
+        self.appgate(
+            Method::POST,
+            "/admin/login",
+            None,
+            Some(json!({"providerName": "local", "deviceId": DEVICE_ID, "username": email, "password": password})),
+        )
+        .await
+    }
+
+    pub async fn occ_login_response(&self, email: &str, password: &str) -> TestResponse {
+        let form = format!(
+            "grant_type=password&username={}&password={}",
+            urlencode(email),
+            urlencode(password)
+        );
+        self.request(
+            Method::POST,
+            "/ccadmin/v1/login",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            form,
+        )
+        .await
+    }
+
+    /// Logs in through Appgate and returns the token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let r = self.appgate_login_response(email, password).await;
+        assert_eq!(r.status, 200, "login failed: {:?}", r.json());
+        r.json()["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn occ_login(&self, email: &str, password: &str) -> String {
+        let r = self.occ_login_response(email, password).await;
+        assert_eq!(r.status, 200, "login failed: {:?}", r.json());
+        r.json()["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One request on a fresh connection.
+pub async fn send(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> TestResponse {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(body)).expect("request");
+    let resp = tokio::time::timeout(Duration::from_secs(60), sender.send_request(req))
+        .await
+        .expect("answer in time")
+        .expect("response");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}

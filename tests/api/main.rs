@@ -1,0 +1,4 @@
+//! Integration tests: one binary, each module drives a real server over HTTP.
+
+mod foundation;
+mod helpers;
