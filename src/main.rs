@@ -52,6 +52,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         .build()
         .expect("the tokio runtime starts");
     runtime.block_on(async {
+        // Registered before anything else, so a signal during start-up is not lost.
+        let shutdown = match shutdown_signal() {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("profiled: cannot install signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -64,7 +72,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             data_dir = %args.data_dir.display(),
             "listening"
         );
-        match profiled::serve(args.config(), listener, shutdown_signal()).await {
+        match profiled::serve(args.config(), listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("profiled: {e}");
@@ -74,13 +82,16 @@ fn serve(args: ServeArgs) -> ExitCode {
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM can be handled");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("signal received");
+/// Resolves on the first SIGINT or SIGTERM.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("signal received");
+    })
 }

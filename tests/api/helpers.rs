@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::HeaderMap;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use profiled::Config;
+use profiled::{App, Config};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::net::{TcpListener, TcpStream};
@@ -25,9 +25,11 @@ pub const DEVICE_ID: &str = "4c07bc67-57ea-42dd-b702-c2d6c45419fc";
 pub struct TestServer {
     pub addr: SocketAddr,
     pub dir: TempDir,
+    /// The running application, for tests that change the store behind the API's back.
+    pub app: App,
     config: Config,
     shutdown: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), profiled::StartError>>,
+    task: JoinHandle<()>,
 }
 
 pub struct TestResponse {
@@ -75,36 +77,41 @@ impl TestServer {
         Self::start_in(dir, config).await
     }
 
-    async fn start_in(dir: TempDir, config: Config) -> TestServer {
+    /// Starts on an existing data directory (for restarts and prepared databases).
+    pub async fn start_in(dir: TempDir, config: Config) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        let app = App::open(config.clone()).await.expect("app opens");
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(profiled::serve(config.clone(), listener, async {
+        let task = tokio::spawn(profiled::run(app.clone(), listener, async {
             let _ = rx.await;
         }));
         TestServer {
             addr,
             dir,
+            app,
             config,
             shutdown: tx,
             task,
         }
     }
 
-    /// Graceful shutdown; returns the data directory and the server's result.
-    pub async fn stop(self) -> (TempDir, Config, Result<(), profiled::StartError>) {
+    /// Graceful shutdown and a final flush; returns the data directory and configuration.
+    pub async fn stop(self) -> (TempDir, Config) {
         let _ = self.shutdown.send(());
-        let result = tokio::time::timeout(Duration::from_secs(30), self.task)
+        tokio::time::timeout(Duration::from_secs(30), self.task)
             .await
             .expect("server stops in time")
             .expect("server task does not panic");
-        (self.dir, self.config, result)
+        self.app.store.flush().expect("final flush");
+        // Dropping the last handle closes sled and releases its lock on the directory.
+        drop(self.app);
+        (self.dir, self.config)
     }
 
     /// Stops the server and starts a new one on the same data directory.
     pub async fn restart(self) -> TestServer {
-        let (dir, config, result) = self.stop().await;
-        result.expect("server ran cleanly");
+        let (dir, config) = self.stop().await;
         Self::start_in(dir, config).await
     }
 

@@ -2,3 +2,5 @@
 
 mod foundation;
 mod helpers;
+mod lifecycle;
+mod login;

@@ -1,0 +1,313 @@
+//! Start-up, restart, shutdown and the command line, partly through the real binary.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_profiled");
+
+#[tokio::test]
+async fn a_restart_keeps_accounts_and_sessions_and_creates_no_second_admin() {
+    let s = TestServer::start().await;
+    let token = s.admin_token().await;
+    let s = s.restart().await;
+    assert_eq!(
+        s.occ(Method::POST, "/ccadmin/v1/verify", Some(&token), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(s.app.store.account_count(), 1);
+    s.admin_token().await;
+}
+
+#[tokio::test]
+async fn in_flight_requests_finish_during_a_graceful_shutdown() {
+    let s = TestServer::start().await;
+    let mut stream = TcpStream::connect(s.addr).await.unwrap();
+    let form = format!("grant_type=password&username={ADMIN_EMAIL}&password={ADMIN_PASSWORD}");
+    let head = format!(
+        "POST /ccadmin/v1/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n",
+        form.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&form.as_bytes()[..5]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = tokio::spawn(s.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.write_all(&form.as_bytes()[5..]).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("schema_version", &99u64.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = match profiled::App::open(test_config(dir.path())).await {
+        Ok(_) => panic!("opened a newer database"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("newer profiled"), "{err}");
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("PROFILED_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schema 99"));
+}
+
+/// The binary, started on a free port; its stderr is collected on a thread.
+struct Process {
+    child: Child,
+    addr: std::net::SocketAddr,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Process {
+    fn start(dir: &Path, password: Option<&str>) -> Process {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+            .arg(dir)
+            .env_remove("PROFILED_ADMIN_PASSWORD")
+            .env("RUST_LOG", "info,profiled=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(p) = password {
+            cmd.env("PROFILED_ADMIN_PASSWORD", p);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Process {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let err = self.stderr.lock().unwrap().clone();
+        (status, err)
+    }
+
+    async fn login(&self, email: &str, password: &str) -> TestResponse {
+        let form = format!(
+            "grant_type=password&username={}&password={}",
+            urlencode(email),
+            urlencode(password)
+        );
+        send(
+            self.addr,
+            Method::POST,
+            "/ccadmin/v1/login",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            form.into(),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_binary_cleanly_with_exit_status_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Process::start(dir.path(), Some(ADMIN_PASSWORD));
+    p.signal("-TERM");
+    let (status, err) = p.wait();
+    assert!(status.success(), "{status:?}\n{err}");
+    assert!(err.contains("stopped"), "{err}");
+}
+
+#[tokio::test]
+async fn a_generated_password_is_printed_once_and_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Process::start(dir.path(), None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let err = p.stderr.lock().unwrap().clone();
+    let password = err
+        .lines()
+        .skip_while(|l| !l.contains("generated password"))
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.contains("generated password"))
+        .expect("the password is printed")
+        .to_string();
+    assert!(password.len() >= 20, "{password}");
+    let r = p.login(ADMIN_EMAIL, &password).await;
+    assert_eq!(r.status, 200);
+    let token = r.json()["access_token"].as_str().unwrap().to_string();
+    p.signal("-INT");
+    let (status, err) = p.wait();
+    assert!(status.success());
+    assert_eq!(err.matches(&password).count(), 1, "printed exactly once");
+    assert!(!err.contains(&token), "the token reached the log");
+
+    // A second start does not print it (or any) again.
+    let p = Process::start(dir.path(), None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.signal("-TERM");
+    let (_, err) = p.wait();
+    assert!(!err.contains(&password));
+    assert!(!err.contains("generated password"));
+}
+
+#[tokio::test]
+async fn reset_password_sets_a_new_password_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Process::start(dir.path(), Some(ADMIN_PASSWORD));
+    p.signal("-TERM");
+    p.wait();
+
+    let reset = |email: &str, password: &str| {
+        Command::new(BIN)
+            .args(["reset-password", "--data-dir"])
+            .arg(dir.path())
+            .args(["--email", email])
+            .env("PROFILED_NEW_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let out = reset(ADMIN_EMAIL, "short");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12"));
+    let out = reset("nobody@example.com", "a-long-enough-password");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no account"));
+
+    // From standard input when the variable is unset.
+    let mut child = Command::new(BIN)
+        .args(["reset-password", "--data-dir"])
+        .arg(dir.path())
+        .args(["--email", "ADMIN@localhost"])
+        .env_remove("PROFILED_NEW_PASSWORD")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"the-new-admin-password\n").unwrap();
+    }
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+
+    let p = Process::start(dir.path(), Some(ADMIN_PASSWORD));
+    assert_eq!(p.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status, 401);
+    assert_eq!(
+        p.login(ADMIN_EMAIL, "the-new-admin-password").await.status,
+        200
+    );
+    p.signal("-TERM");
+    p.wait();
+}
+
+#[tokio::test]
+async fn an_acknowledged_login_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Process::start(dir.path(), Some(ADMIN_PASSWORD));
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        let r = p.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(r.status, 200);
+        tokens.push(r.json()["access_token"].as_str().unwrap().to_string());
+    }
+    // No grace: the process dies right after the last acknowledgement.
+    p.signal("-KILL");
+    p.wait();
+    let p = Process::start(dir.path(), Some(ADMIN_PASSWORD));
+    for t in &tokens {
+        let auth = format!("Bearer {t}");
+        let r = send(
+            p.addr,
+            Method::POST,
+            "/ccadmin/v1/verify",
+            &[("authorization", &auth)],
+            bytes::Bytes::new(),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json(), json!({"success": true}));
+    }
+    p.signal("-TERM");
+    p.wait();
+}
+
+#[test]
+fn help_explains_every_flag_and_variable() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--listen",
+        "PROFILED_LISTEN",
+        "--data-dir",
+        "PROFILED_DATA_DIR",
+        "--admin-email",
+        "PROFILED_ADMIN_EMAIL",
+        "PROFILED_ADMIN_PASSWORD",
+        "RUST_LOG",
+        "reset-password",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
