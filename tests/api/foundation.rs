@@ -168,9 +168,7 @@ async fn bodies_over_64_kib_are_413_with_or_without_content_length() {
 
     // Chunked: no Content-Length to refuse up front, so the cap must hold while reading.
     let mut stream = TcpStream::connect(s.addr).await.unwrap();
-    let head = format!(
-        "POST /ccadmin/v1/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
-    );
+    let head = "POST /ccadmin/v1/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
     stream.write_all(head.as_bytes()).await.unwrap();
     for _ in 0..20 {
         let chunk = "b".repeat(8 * 1024);
