@@ -35,6 +35,36 @@ pub enum Command {
     Serve(ServeArgs),
     /// Set a new password for an account, offline (stop the server first).
     ResetPassword(ResetPasswordArgs),
+    /// Verify the database offline; exit status 0 only when every invariant holds.
+    Check(DataDirArgs),
+    /// Write a backup of a stopped server's database as JSON lines (to stdout or --output).
+    Export(ExportArgs),
+    /// Restore a backup into an empty data directory, rebuilding the indexes.
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DataDirArgs {
+    /// Directory of the database.
+    #[arg(long, env = "PROFILED_DATA_DIR", default_value = "data/db")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub dir: DataDirArgs,
+    /// File to write (default: standard output).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub dir: DataDirArgs,
+    /// The backup file (`-` for standard input).
+    pub file: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]

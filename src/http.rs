@@ -1,10 +1,12 @@
 //! Request and response plumbing shared by both dialects: bounded body reading, JSON and form
 //! decoding, query strings, and response builders.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -164,4 +166,28 @@ pub fn query_pairs(req: &Req) -> Vec<(String, String)> {
 /// Splits a path into its segments: `/a/b/` gives `["a", "b", ""]`.
 pub fn segments(path: &str) -> Vec<&str> {
     path.strip_prefix('/').unwrap_or(path).split('/').collect()
+}
+
+/// Frames of a streamed body, produced lazily.
+pub type Frames = Box<dyn Iterator<Item = Result<Frame<Bytes>, Infallible>> + Send>;
+
+/// The body type the server sends: buffered JSON for almost everything, a stream for backups.
+pub type Body = Either<Full<Bytes>, StreamBody<futures_util::stream::Iter<Frames>>>;
+
+/// Batches `lines` into frames of about 64 KiB.
+pub fn stream_lines(lines: impl Iterator<Item = Vec<u8>> + Send + 'static) -> Body {
+    let mut lines = lines.peekable();
+    let frames = std::iter::from_fn(move || {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        while buf.len() < 64 * 1024 {
+            match lines.next() {
+                Some(l) => buf.extend_from_slice(&l),
+                None => break,
+            }
+        }
+        (!buf.is_empty()).then(|| Ok(Frame::data(Bytes::from(buf))))
+    });
+    Either::Right(StreamBody::new(futures_util::stream::iter(
+        Box::new(frames) as Frames,
+    )))
 }

@@ -1,7 +1,7 @@
 //! The `profiled` binary: flags, logging, the listener and signals. Everything else is in the
 //! library.
 
-use std::io::Read;
+use std::io::{BufReader, Read};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -42,6 +42,71 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Some(Command::Check(args)) => match profiled::commands::check(&args.data_dir) {
+            Ok((clean, lines)) => {
+                for l in &lines {
+                    println!("{l}");
+                }
+                if clean {
+                    println!("ok: every invariant holds");
+                    ExitCode::SUCCESS
+                } else {
+                    println!(
+                        "{} problem(s). Stale and missing entries are repaired when the server starts; damaged data needs a restore from backup.",
+                        lines.len()
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("profiled: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some(Command::Export(args)) => {
+            let result = match &args.output {
+                Some(path) => std::fs::File::create(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+                    .and_then(|f| {
+                        let mut w = std::io::BufWriter::new(f);
+                        let counts = profiled::commands::export(&args.dir.data_dir, &mut w)?;
+                        w.into_inner()
+                            .map_err(|e| e.to_string())?
+                            .sync_all()
+                            .map_err(|e| e.to_string())?;
+                        Ok(counts)
+                    }),
+                None => {
+                    profiled::commands::export(&args.dir.data_dir, &mut std::io::stdout().lock())
+                }
+            };
+            report_counts("exported", result)
+        }
+        Some(Command::Import(args)) => {
+            let result = if args.file.as_os_str() == "-" {
+                profiled::commands::import(&args.dir.data_dir, std::io::stdin().lock())
+            } else {
+                std::fs::File::open(&args.file)
+                    .map_err(|e| format!("{}: {e}", args.file.display()))
+                    .and_then(|f| profiled::commands::import(&args.dir.data_dir, BufReader::new(f)))
+            };
+            report_counts("imported", result)
+        }
+    }
+}
+
+fn report_counts(what: &str, result: Result<(usize, usize), String>) -> ExitCode {
+    match result {
+        Ok((accounts, profiles)) => {
+            eprintln!(
+                "profiled: {what} {accounts} admin profile(s) and {profiles} client profile(s)"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("profiled: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,12 +1,23 @@
 //! The top of the routing tree: a path prefix picks the dialect.
 
+use http_body_util::Either;
+use hyper::{Method, Response};
+
 use crate::app::App;
 use crate::error::{ApiError, Dialect};
-use crate::http::{Req, Resp};
+use crate::http::{Body, Req};
 
-pub async fn route(app: App, req: Req) -> Resp {
+pub async fn route(app: App, req: Req) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let dialect = Dialect::of(&path);
+    // The one streamed answer; everything else is a buffered JSON body.
+    if path == "/admin/backup" {
+        let result = match *req.method() {
+            Method::GET => crate::appgate::backup::backup(&app, req).await,
+            _ => Err(ApiError::method_not_allowed("GET")),
+        };
+        return result.unwrap_or_else(|e| e.into_response(dialect).map(Either::Left));
+    }
     let result = if let Some(rest) = sub_path(&path, "/admin") {
         crate::appgate::route(&app, req, rest).await
     } else if let Some(rest) = sub_path(&path, "/ccadmin/v1") {
@@ -14,7 +25,9 @@ pub async fn route(app: App, req: Req) -> Resp {
     } else {
         Err(ApiError::not_found("No such resource."))
     };
-    result.unwrap_or_else(|e| e.into_response(dialect))
+    result
+        .unwrap_or_else(|e| e.into_response(dialect))
+        .map(Either::Left)
 }
 
 /// `path` below `prefix` (`""` or starting with `/`), if it is below it.

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use crate::app::{App, StartError};
 use crate::config::Config;
 use crate::error::{ApiError, Dialect};
-use crate::http::{Req, Resp};
+use crate::http::{Body, Req};
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -90,7 +90,7 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
 }
 
 /// Routes one request, turning a panic into a bare 500 and logging one line.
-async fn handle(app: App, req: Req) -> Resp {
+async fn handle(app: App, req: Req) -> hyper::Response<Body> {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -106,7 +106,9 @@ async fn handle(app: App, req: Req) -> Resp {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            ApiError::internal(format!("handler panicked: {what}")).into_response(dialect)
+            ApiError::internal(format!("handler panicked: {what}"))
+                .into_response(dialect)
+                .map(http_body_util::Either::Left)
         }
     };
     tracing::info!(

@@ -1,5 +1,6 @@
 //! The Appgate SDP Controller Admin API dialect, under `/admin`.
 
+pub mod backup;
 mod login;
 
 use hyper::Method;

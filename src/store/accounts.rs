@@ -55,13 +55,18 @@ pub(super) fn email_key_of(record: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// First number handed out; the first administrator is `iuser10000` on a fresh store.
-const FIRST_ACCOUNT_NUMBER: u64 = 10_000;
+pub(super) const FIRST_ACCOUNT_NUMBER: u64 = 10_000;
+
+/// The number of an `iuser<number>` id.
+pub(super) fn account_number(id: &str) -> Option<u64> {
+    id.strip_prefix("iuser")?.parse().ok()
+}
 
 impl Store {
     /// Creates an account and waits until it is durable.
     pub async fn create_account(&self, new: NewAccount) -> Result<Account, StoreError> {
         self.writable()?;
-        let number = FIRST_ACCOUNT_NUMBER + self.db().generate_id()?;
+        let number = self.inner.account_floor + self.db().generate_id()?;
         let now = crate::clock::now();
         let account = Account {
             id: format!("iuser{number}"),
@@ -78,7 +83,7 @@ impl Store {
             tour_complete: false,
             password_hash: new.password_hash,
         };
-        self.inner.accounts.insert(
+        self.inner.tables.accounts.insert(
             account.id.as_bytes(),
             &email_key(&account.email),
             encode(&account),
@@ -89,6 +94,7 @@ impl Store {
 
     pub fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
         self.inner
+            .tables
             .accounts
             .get(id.as_bytes())?
             .map(|v| decode(&v))
@@ -96,7 +102,7 @@ impl Store {
     }
 
     pub fn account_by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {
-        let Some(id) = self.inner.accounts.lookup(&email_key(email))? else {
+        let Some(id) = self.inner.tables.accounts.lookup(&email_key(email))? else {
             return Ok(None);
         };
         // The entry may be a reservation of a write in flight: trust only a record that agrees.
@@ -108,6 +114,7 @@ impl Store {
     /// All accounts in id order (there are few).
     pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         self.inner
+            .tables
             .accounts
             .records
             .iter()
@@ -117,7 +124,7 @@ impl Store {
     }
 
     pub fn account_count(&self) -> usize {
-        self.inner.accounts.records.len()
+        self.inner.tables.accounts.records.len()
     }
 
     /// Applies `change` to the stored account and writes it back atomically, moving the
@@ -141,7 +148,7 @@ impl Store {
         id: &str,
         change: &mut impl FnMut(&mut Account) -> Result<(), E>,
     ) -> Result<Account, E> {
-        let table = &self.inner.accounts;
+        let table = &self.inner.tables.accounts;
         loop {
             let old = table.get(id.as_bytes())?.ok_or(StoreError::NotFound)?;
             let mut account: Account = decode(&old)?;

@@ -2,6 +2,7 @@
 //! `store` knows a tree exists. Handlers see typed records and `StoreError`.
 
 mod accounts;
+pub mod backup;
 mod commit;
 mod sessions;
 mod settings;
@@ -25,6 +26,9 @@ pub const SCHEMA_VERSION: u64 = 1;
 const META: &str = "meta";
 const META_SCHEMA: &[u8] = b"schema_version";
 const META_SECRET: &[u8] = b"installation_secret";
+const META_COLLECTIVE: &[u8] = b"collective_id";
+/// Account numbers start here; an import raises it above every restored id.
+const META_ACCOUNT_FLOOR: &[u8] = b"account_number_floor";
 
 /// Tree names say which way they map.
 pub(crate) const TREE_ID_ACCOUNT: &str = "accountid_account";
@@ -125,10 +129,41 @@ impl Default for StoreOptions {
     }
 }
 
+/// Every uniquely indexed table, opened by name in one place (for the server and for import).
+pub(crate) struct Tables {
+    pub(crate) accounts: UniqueTable,
+}
+
+impl Tables {
+    pub(crate) fn open(db: &sled::Db, gate: &unique::Gate) -> sled::Result<Tables> {
+        Ok(Tables {
+            accounts: UniqueTable::new(
+                db.open_tree(TREE_ID_ACCOUNT)?,
+                db.open_tree(TREE_EMAIL_ACCOUNT)?,
+                gate.clone(),
+            ),
+        })
+    }
+
+    /// Each table with the name of its key and how to read that key from a record.
+    fn each(&self) -> [(&'static str, &UniqueTable, unique::KeyOf); 1] {
+        [("email", &self.accounts, accounts::email_key_of)]
+    }
+
+    /// Inserts a client profile record as stored (import).
+    pub(crate) fn insert_client_profile_raw(&self, _record: Vec<u8>) -> Result<(), StoreError> {
+        Err(StoreError::Corrupt(
+            "client profiles are not supported yet".into(),
+        ))
+    }
+}
+
 struct Inner {
     db: sled::Db,
+    gate: unique::Gate,
     meta: sled::Tree,
-    accounts: UniqueTable,
+    tables: Tables,
+    account_floor: u64,
     sessions: sled::Tree,
     settings: sled::Tree,
     secret: [u8; 32],
@@ -146,6 +181,31 @@ impl Store {
     /// Opens (or creates) the database in `dir`, checks its schema version, makes sure the
     /// installation secret exists and repairs what an unacknowledged write may have left.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<(Store, RepairReport), OpenError> {
+        let store = Self::open_unrepaired(dir, options)?;
+        let unreadable = |cause: String| OpenError::Unreadable {
+            dir: dir.to_path_buf(),
+            cause,
+        };
+        let mut report = RepairReport::default();
+        store
+            .0
+            .check(&mut report, true)
+            .map_err(|e| unreadable(e.to_string()))?;
+        // Make the stamp, the secret and any repair durable before serving.
+        store
+            .0
+            .inner
+            .commit
+            .flush_now()
+            .map_err(|e| unreadable(e.to_string()))?;
+        Ok((store.0, report))
+    }
+
+    /// Opens without repairing anything (for `profiled check`).
+    pub fn open_unrepaired(
+        dir: &Path,
+        options: &StoreOptions,
+    ) -> Result<(Store, RepairReport), OpenError> {
         let unreadable = |cause: String| OpenError::Unreadable {
             dir: dir.to_path_buf(),
             cause,
@@ -193,19 +253,29 @@ impl Store {
                 s
             }
         };
-        let accounts = UniqueTable::new(tree(TREE_ID_ACCOUNT)?, tree(TREE_EMAIL_ACCOUNT)?);
+        let gate = unique::Gate::default();
+        let tables = Tables::open(&db, &gate).map_err(|e| unreadable(e.to_string()))?;
+        let account_floor = match meta
+            .get(META_ACCOUNT_FLOOR)
+            .map_err(|e| unreadable(e.to_string()))?
+        {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| unreadable("account number floor is not 8 bytes".into()))?,
+            ),
+            None => accounts::FIRST_ACCOUNT_NUMBER,
+        };
         let sessions = tree(TREE_TOKENHASH_SESSION)?;
         let settings = tree(TREE_SETTINGS)?;
         let commit = GroupCommit::start(&db, dir).map_err(|e| unreadable(e.to_string()))?;
-        let mut report = RepairReport::default();
-        accounts
-            .repair(&mut report, "email", accounts::email_key_of)
-            .map_err(|e| unreadable(e.to_string()))?;
         let store = Store {
             inner: Arc::new(Inner {
                 db,
+                gate,
                 meta,
-                accounts,
+                tables,
+                account_floor,
                 sessions,
                 settings,
                 secret,
@@ -213,13 +283,33 @@ impl Store {
                 dir: dir.to_path_buf(),
             }),
         };
-        // Make the stamp, the secret and any repair durable before serving.
-        store
-            .inner
-            .commit
-            .flush_now()
-            .map_err(|e| unreadable(e.to_string()))?;
-        Ok((store, report))
+        Ok((store, RepairReport::default()))
+    }
+
+    /// Verifies every invariant the store keeps: each index entry points to a record that
+    /// carries its key, each record is reachable through its index entries, no two records
+    /// share a key, every record, session and the settings can be read. With `fix`, removes
+    /// what an unacknowledged write can leave behind (stale index entries, missing entries for
+    /// a record, unreadable sessions); what cannot be fixed safely is only reported.
+    pub fn check(&self, report: &mut RepairReport, fix: bool) -> Result<(), StoreError> {
+        for (what, table, key_of) in self.inner.tables.each() {
+            table.check(report, what, key_of, fix)?;
+        }
+        for entry in self.inner.sessions.iter() {
+            let (k, v) = entry?;
+            if decode::<Session>(&v).is_err() {
+                report.removed.push("an unreadable session".into());
+                if fix {
+                    self.inner.sessions.remove(k)?;
+                }
+            }
+        }
+        if let Err(e) = self.settings() {
+            report
+                .unrepairable
+                .push(format!("the global settings: {e}"));
+        }
+        Ok(())
     }
 
     /// Waits until every write this task made before the call is on disk (group commit).

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Number;
 use uuid::Uuid;
 
-use super::{Store, StoreError, decode, encode};
+use super::{META_COLLECTIVE, Store, StoreError, decode, encode};
 
-const KEY: &[u8] = b"global";
+pub(super) const KEY: &[u8] = b"global";
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub enum SpaMode {
@@ -108,7 +108,6 @@ impl Store {
 
     /// Generated once per installation, kept in the meta tree so a reset cannot change it.
     fn collective_id(&self) -> Result<Uuid, StoreError> {
-        const META_COLLECTIVE: &[u8] = b"collective_id";
         if let Some(v) = self.meta().get(META_COLLECTIVE)? {
             return Uuid::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()));
         }

@@ -13,6 +13,8 @@
 //! `repair` removes such leftovers at start-up: an index entry whose record is missing or now
 //! carries another key.
 
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
 use sled::{IVec, Tree};
 
 use super::StoreError;
@@ -34,20 +36,36 @@ impl RepairReport {
     }
 }
 
+/// Reads a record's index key (`None`: the record cannot be read).
+pub(crate) type KeyOf = fn(&[u8]) -> Option<Vec<u8>>;
+
 /// Outcome of a conditional update: the caller re-reads and retries on `Changed`.
 pub(crate) enum Swap {
     Done,
     Changed,
 }
 
+/// Held shared by every multi-step write and exclusively by a backup snapshot, so that a
+/// snapshot never sees half of a write (a record renamed but not yet moved in the index).
+pub(crate) type Gate = Arc<RwLock<()>>;
+
 pub(crate) struct UniqueTable {
     pub(crate) records: Tree,
     pub(crate) index: Tree,
+    gate: Gate,
 }
 
 impl UniqueTable {
-    pub(crate) fn new(records: Tree, index: Tree) -> Self {
-        UniqueTable { records, index }
+    pub(crate) fn new(records: Tree, index: Tree, gate: Gate) -> Self {
+        UniqueTable {
+            records,
+            index,
+            gate,
+        }
+    }
+
+    fn enter(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn reserve(&self, key: &[u8], id: &[u8]) -> Result<bool, StoreError> {
@@ -79,6 +97,7 @@ impl UniqueTable {
     }
 
     pub(crate) fn insert(&self, id: &[u8], key: &[u8], record: Vec<u8>) -> Result<(), StoreError> {
+        let _gate = self.enter();
         if self.records.contains_key(id)? {
             return Err(StoreError::IdTaken);
         }
@@ -106,6 +125,7 @@ impl UniqueTable {
         new_key: &[u8],
         new: Vec<u8>,
     ) -> Result<Swap, StoreError> {
+        let _gate = self.enter();
         let moved = old_key != new_key;
         let fresh = moved && self.reserve(new_key, id)?;
         match self.records.compare_and_swap(id, Some(old), Some(new))? {
@@ -126,6 +146,7 @@ impl UniqueTable {
 
     #[expect(dead_code, reason = "client-profile deletion uses it")]
     pub(crate) fn remove(&self, id: &[u8], old: &IVec, key: &[u8]) -> Result<Swap, StoreError> {
+        let _gate = self.enter();
         match self
             .records
             .compare_and_swap(id, Some(old), None as Option<&[u8]>)?
@@ -138,22 +159,12 @@ impl UniqueTable {
         }
     }
 
-    /// Brings the index in line with the records; `key_of` extracts a record's index key.
-    pub(crate) fn repair(
-        &self,
-        report: &mut RepairReport,
-        what: &str,
-        key_of: fn(&[u8]) -> Option<Vec<u8>>,
-    ) -> Result<(), StoreError> {
-        self.check(report, what, key_of, true)
-    }
-
     /// Verifies (and with `fix`, repairs) both directions of the index.
     pub(crate) fn check(
         &self,
         report: &mut RepairReport,
         what: &str,
-        key_of: fn(&[u8]) -> Option<Vec<u8>>,
+        key_of: KeyOf,
         fix: bool,
     ) -> Result<(), StoreError> {
         let show = |k: &[u8]| String::from_utf8_lossy(k).into_owned();

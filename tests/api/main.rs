@@ -1,5 +1,6 @@
 //! Integration tests: one binary, each module drives a real server over HTTP.
 
+mod backup;
 mod foundation;
 mod helpers;
 mod lifecycle;

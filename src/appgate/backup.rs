@@ -1,0 +1,34 @@
+//! `GET /admin/backup`: a consistent export of everything, streamed as JSON lines while the
+//! server keeps serving (profiled's extension; administrators only).
+
+use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use crate::app::App;
+use crate::auth::Privilege;
+use crate::error::ApiError;
+use crate::http::{self, Body, Req};
+
+pub async fn backup(app: &App, req: Req) -> Result<Response<Body>, ApiError> {
+    super::check_accept(req.headers())?;
+    let caller = app.auth.authenticate(req.headers())?;
+    caller.require(Privilege::Backup)?;
+    let store = app.store.clone();
+    let snapshot = tokio::task::spawn_blocking(move || store.snapshot())
+        .await
+        .map_err(ApiError::internal)??;
+    let (accounts, profiles) = snapshot.counts();
+    tracing::info!(by = %caller.account.id, accounts, profiles, "backup started");
+    let mut resp = Response::new(http::stream_lines(snapshot.into_lines()));
+    *resp.status_mut() = StatusCode::OK;
+    let headers = resp.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    headers.insert(
+        CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"profiled-backup.jsonl\""),
+    );
+    Ok(resp)
+}

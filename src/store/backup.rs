@@ -1,0 +1,264 @@
+//! Consistent snapshots as JSON lines: the backup endpoint, `profiled export` and
+//! `profiled import` all use this format.
+//!
+//! ```text
+//! {"kind":"header","format":"profiled-backup","formatVersion":1,"schemaVersion":1,"created":"…"}
+//! {"kind":"secret","value":"<64 hex>"}
+//! {"kind":"collectiveId","value":"<uuid>"}
+//! {"kind":"settings","value":{…}}              (absent when the settings are the defaults)
+//! {"kind":"account","value":{…}}               (one per account, with its password hash)
+//! {"kind":"clientProfile","value":{…}}         (one per client profile)
+//! {"kind":"end","accounts":N,"clientProfiles":M}
+//! ```
+//! Sessions are not part of a backup: after a restore everybody logs in again.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use sled::IVec;
+
+use super::{
+    META, META_COLLECTIVE, META_SCHEMA, META_SECRET, SCHEMA_VERSION, Store, StoreError,
+    TREE_SETTINGS, accounts, decode,
+};
+
+const FORMAT: &str = "profiled-backup";
+const FORMAT_VERSION: u64 = 1;
+
+/// Everything a backup holds, copied out while no multi-step write is in progress.
+pub struct Snapshot {
+    secret: [u8; 32],
+    collective_id: Option<IVec>,
+    settings: Option<IVec>,
+    accounts: Vec<IVec>,
+    client_profiles: Vec<IVec>,
+}
+
+impl Store {
+    /// Copies the store's content. Blocks writers of uniquely indexed records only for the
+    /// duration of the copy (in memory), so the copy never holds half of a rename.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let _exclusive = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
+        let values = |t: &sled::Tree| -> Result<Vec<IVec>, StoreError> {
+            t.iter()
+                .values()
+                .map(|v| v.map_err(StoreError::from))
+                .collect()
+        };
+        Ok(Snapshot {
+            secret: self.inner.secret,
+            collective_id: self.meta().get(META_COLLECTIVE)?,
+            settings: self.inner.settings.get(super::settings::KEY)?,
+            accounts: values(&self.inner.tables.accounts.records)?,
+            client_profiles: Vec::new(),
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Snapshot {
+    pub fn counts(&self) -> (usize, usize) {
+        (self.accounts.len(), self.client_profiles.len())
+    }
+
+    /// The backup, line by line (each ends with `\n`), produced lazily.
+    pub fn into_lines(self) -> impl Iterator<Item = Vec<u8>> + Send + 'static {
+        let head = {
+            let mut v = vec![
+                json!({"kind": "header", "format": FORMAT, "formatVersion": FORMAT_VERSION,
+                       "schemaVersion": SCHEMA_VERSION, "created": crate::clock::appgate(crate::clock::now())}),
+                json!({"kind": "secret", "value": hex(&self.secret)}),
+            ];
+            if let Some(id) = self
+                .collective_id
+                .as_ref()
+                .and_then(|b| uuid::Uuid::from_slice(b).ok())
+            {
+                v.push(json!({"kind": "collectiveId", "value": id.to_string()}));
+            }
+            v.into_iter().map(|l| line(&l))
+        };
+        let end = line(&json!({"kind": "end", "accounts": self.accounts.len(),
+                               "clientProfiles": self.client_profiles.len()}));
+        let settings = self
+            .settings
+            .into_iter()
+            .map(|raw| raw_line("settings", &raw));
+        let accounts = self
+            .accounts
+            .into_iter()
+            .map(|raw| raw_line("account", &raw));
+        let profiles = self
+            .client_profiles
+            .into_iter()
+            .map(|raw| raw_line("clientProfile", &raw));
+        head.chain(settings)
+            .chain(accounts)
+            .chain(profiles)
+            .chain(std::iter::once(end))
+    }
+}
+
+fn line(v: &Value) -> Vec<u8> {
+    let mut l = serde_json::to_vec(v).expect("plain JSON");
+    l.push(b'\n');
+    l
+}
+
+/// Stored records are already compact JSON: embed them without re-encoding.
+fn raw_line(kind: &str, raw: &[u8]) -> Vec<u8> {
+    let mut l = Vec::with_capacity(raw.len() + 32);
+    l.extend_from_slice(b"{\"kind\":\"");
+    l.extend_from_slice(kind.as_bytes());
+    l.extend_from_slice(b"\",\"value\":");
+    l.extend_from_slice(raw);
+    l.extend_from_slice(b"}\n");
+    l
+}
+
+/// Restores a backup into `dir`, which must be empty or missing, rebuilding every index.
+/// Returns (accounts, client profiles) restored.
+pub fn import(dir: &Path, input: impl BufRead) -> Result<(usize, usize), String> {
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(|e| e.to_string())?
+            .next()
+            .is_some()
+    {
+        return Err(format!(
+            "{} is not empty: import only restores into an empty directory",
+            dir.display()
+        ));
+    }
+    let db = sled::Config::new()
+        .path(dir)
+        .open()
+        .map_err(|e| e.to_string())?;
+    let result = restore(&db, input);
+    db.flush().map_err(|e| e.to_string())?;
+    drop(db);
+    let counts = result?;
+    // Opening runs the full consistency check; a restored store must pass it cleanly.
+    let (store, report) =
+        Store::open(dir, &super::StoreOptions::default()).map_err(|e| e.to_string())?;
+    let mut report2 = super::unique::RepairReport::default();
+    store
+        .check(&mut report2, false)
+        .map_err(|e| e.to_string())?;
+    if !report.is_clean() || !report2.is_clean() {
+        return Err(format!(
+            "the restored store is inconsistent: {report:?} {report2:?}"
+        ));
+    }
+    store.flush().map_err(|e| e.to_string())?;
+    Ok(counts)
+}
+
+fn restore(db: &sled::Db, input: impl BufRead) -> Result<(usize, usize), String> {
+    let err = |n: usize, m: &str| format!("line {n}: {m}");
+    let meta = db.open_tree(META).map_err(|e| e.to_string())?;
+    let settings = db.open_tree(TREE_SETTINGS).map_err(|e| e.to_string())?;
+    let tables =
+        super::Tables::open(db, &super::unique::Gate::default()).map_err(|e| e.to_string())?;
+    let (mut accounts, mut profiles, mut ended, mut max_account) = (0usize, 0usize, false, None);
+    for (i, l) in input.lines().enumerate() {
+        let n = i + 1;
+        let l = l.map_err(|e| err(n, &e.to_string()))?;
+        if l.trim().is_empty() {
+            continue;
+        }
+        if ended {
+            return Err(err(n, "content after the end line"));
+        }
+        let v: Value = serde_json::from_str(&l).map_err(|e| err(n, &e.to_string()))?;
+        let kind = v["kind"].as_str().unwrap_or("");
+        if n == 1 && (kind != "header" || v["format"] != FORMAT) {
+            return Err(err(n, "not a profiled backup (no header line)"));
+        }
+        let value = &v["value"];
+        match kind {
+            "header" => {
+                let fv = v["formatVersion"].as_u64().unwrap_or(u64::MAX);
+                let sv = v["schemaVersion"].as_u64().unwrap_or(u64::MAX);
+                if fv > FORMAT_VERSION || sv > SCHEMA_VERSION {
+                    return Err(err(
+                        n,
+                        "written by a newer profiled; import it with that version",
+                    ));
+                }
+                meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(|e| e.to_string())?;
+            }
+            "secret" => {
+                let s = value.as_str().and_then(unhex).filter(|s| s.len() == 32);
+                let s = s.ok_or_else(|| err(n, "the secret is not 64 hex digits"))?;
+                meta.insert(META_SECRET, s).map_err(|e| e.to_string())?;
+            }
+            "collectiveId" => {
+                let id = value.as_str().and_then(|s| uuid::Uuid::parse_str(s).ok());
+                let id = id.ok_or_else(|| err(n, "collectiveId is not a UUID"))?;
+                meta.insert(META_COLLECTIVE, id.as_bytes())
+                    .map_err(|e| e.to_string())?;
+            }
+            "settings" => {
+                let bytes = serde_json::to_vec(value).expect("plain JSON");
+                decode::<super::GlobalSettings>(&bytes).map_err(|e| err(n, &e.to_string()))?;
+                settings
+                    .insert(super::settings::KEY, bytes)
+                    .map_err(|e| e.to_string())?;
+            }
+            "account" => {
+                let bytes = serde_json::to_vec(value).expect("plain JSON");
+                let a: accounts::Account = decode(&bytes).map_err(|e| err(n, &e.to_string()))?;
+                let number = accounts::account_number(&a.id)
+                    .ok_or_else(|| err(n, "account id is not iuser<number>"))?;
+                max_account = max_account.max(Some(number));
+                tables
+                    .accounts
+                    .insert(a.id.as_bytes(), &accounts::email_key(&a.email), bytes)
+                    .map_err(|e| err(n, &format!("account {}: {e}", a.id)))?;
+                accounts += 1;
+            }
+            "clientProfile" => {
+                let bytes = serde_json::to_vec(value).expect("plain JSON");
+                tables
+                    .insert_client_profile_raw(bytes)
+                    .map_err(|e| err(n, &e.to_string()))?;
+                profiles += 1;
+            }
+            "end" => {
+                let expected = (v["accounts"].as_u64(), v["clientProfiles"].as_u64());
+                if expected != (Some(accounts as u64), Some(profiles as u64)) {
+                    return Err(err(
+                        n,
+                        "the counts in the end line do not match: the backup is damaged",
+                    ));
+                }
+                ended = true;
+            }
+            other => return Err(err(n, &format!("unknown kind {other:?}"))),
+        }
+    }
+    if !ended {
+        return Err("the backup has no end line: it is truncated".into());
+    }
+    if let Some(max) = max_account {
+        meta.insert(super::META_ACCOUNT_FLOOR, &(max + 1).to_be_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok((accounts, profiles))
+}

@@ -1,0 +1,300 @@
+//! Backup over HTTP, offline check, export and import.
+
+use std::process::Command;
+
+use hyper::Method;
+use profiled::store::{NewAccount, StoreError};
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_profiled");
+
+fn lines(body: &[u8]) -> Vec<Value> {
+    body.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("each line is JSON"))
+        .collect()
+}
+
+async fn add_account(s: &TestServer, email: &str, role: &str) -> String {
+    s.app
+        .store
+        .create_account(NewAccount {
+            first_name: "F".into(),
+            last_name: "L".into(),
+            email: email.into(),
+            active: true,
+            roles: vec![role.into()],
+            created_by: None,
+            password_hash: Some(profiled::auth::password::hash_blocking("a-good-password-1")),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+#[tokio::test]
+async fn backup_is_for_administrators_and_streams_json_lines() {
+    let s = TestServer::start().await;
+    let r = s.appgate(Method::GET, "/admin/backup", None, None).await;
+    assert_eq!(r.status, 401);
+    let r = s.request(Method::GET, "/admin/backup", &[], "").await;
+    assert_eq!(r.status, 406);
+    add_account(&s, "viewer@example.com", "clientProfileManagerRole").await;
+    let viewer = s.login("viewer@example.com", "a-good-password-1").await;
+    let r = s
+        .appgate(Method::GET, "/admin/backup", Some(&viewer), None)
+        .await;
+    assert_eq!(r.status, 403);
+    let r = s
+        .appgate(Method::POST, "/admin/backup", Some(&viewer), None)
+        .await;
+    assert_eq!(r.status, 405);
+
+    let token = s.admin_token().await;
+    let r = s
+        .appgate(Method::GET, "/admin/backup", Some(&token), None)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    let l = lines(&r.body);
+    assert_eq!(l[0]["kind"], "header");
+    assert_eq!(l[0]["format"], "profiled-backup");
+    assert_eq!(l[1]["kind"], "secret");
+    assert_eq!(l[1]["value"].as_str().unwrap().len(), 64);
+    let accounts: Vec<_> = l.iter().filter(|v| v["kind"] == "account").collect();
+    assert_eq!(accounts.len(), 2);
+    // Password hashes are part of a backup (a restore must keep logins working).
+    assert!(
+        accounts[0]["value"]["passwordHash"]
+            .as_str()
+            .unwrap()
+            .starts_with("$argon2id$")
+    );
+    let end = l.last().unwrap();
+    assert_eq!(end["kind"], "end");
+    assert_eq!(end["accounts"], 2);
+}
+
+#[tokio::test]
+async fn a_backup_restores_into_a_fresh_directory_with_the_same_answers() {
+    let s = TestServer::start().await;
+    add_account(&s, "one@example.com", "clientProfileViewerRole").await;
+    let token = s.admin_token().await;
+    let backup = s
+        .appgate(Method::GET, "/admin/backup", Some(&token), None)
+        .await
+        .body;
+    let before_accounts = s.app.store.accounts().unwrap();
+    let before_settings = s.app.store.settings().unwrap();
+    let before_secret = *s.app.store.secret();
+
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &backup).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let restored = target.path().join("db");
+    let out = Command::new(BIN)
+        .args(["import", "--data-dir"])
+        .arg(&restored)
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("imported 2 admin profile(s)"));
+
+    // A second import into the now non-empty directory is refused.
+    let out = Command::new(BIN)
+        .args(["import", "--data-dir"])
+        .arg(&restored)
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+
+    let out = Command::new(BIN)
+        .args(["check", "--data-dir"])
+        .arg(&restored)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let config = test_config(&restored);
+    let (dir, _) = (target, ());
+    let r = TestServer::start_in(dir, config).await;
+    assert_eq!(r.app.store.accounts().unwrap(), before_accounts);
+    assert_eq!(r.app.store.settings().unwrap(), before_settings);
+    assert_eq!(*r.app.store.secret(), before_secret);
+    r.login("one@example.com", "a-good-password-1").await;
+    // New accounts never reuse a restored id.
+    let id = add_account(&r, "two@example.com", "clientProfileViewerRole").await;
+    let max_before = before_accounts
+        .iter()
+        .map(|a| a.id[5..].parse::<u64>().unwrap())
+        .max()
+        .unwrap();
+    assert!(id[5..].parse::<u64>().unwrap() > max_before, "{id}");
+}
+
+#[tokio::test]
+async fn damaged_or_truncated_backups_are_refused() {
+    let s = TestServer::start().await;
+    let token = s.admin_token().await;
+    let backup = s
+        .appgate(Method::GET, "/admin/backup", Some(&token), None)
+        .await
+        .body;
+    let text = String::from_utf8(backup.to_vec()).unwrap();
+    let truncated: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+    let miscounted = text.replace("\"accounts\":1", "\"accounts\":7");
+    for (input, expect) in [
+        (truncated.as_str(), "truncated"),
+        (miscounted.as_str(), "do not match"),
+        ("{\"kind\":\"account\"}\n", "not a profiled backup"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let err = profiled::commands::import(&dir.path().join("db"), input.as_bytes()).unwrap_err();
+        assert!(err.contains(expect), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn offline_export_matches_the_backup_endpoint() {
+    let s = TestServer::start().await;
+    add_account(&s, "x@example.com", "clientProfileViewerRole").await;
+    let token = s.admin_token().await;
+    let online = lines(
+        &s.appgate(Method::GET, "/admin/backup", Some(&token), None)
+            .await
+            .body,
+    );
+    let (dir, _) = s.stop().await;
+    let out = Command::new(BIN)
+        .args(["export", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let offline = lines(&out.stdout);
+    // Same content apart from the header's time stamp.
+    assert_eq!(online[1..], offline[1..]);
+}
+
+#[tokio::test]
+async fn check_reports_stale_index_entries_and_start_up_repairs_them() {
+    let s = TestServer::start().await;
+    let (dir, config) = s.stop().await;
+    {
+        // What a crash between reserving an e-mail and writing the record leaves behind.
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("email_accountid")
+            .unwrap()
+            .insert("ghost@example.com", "iuser99999")
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let out = Command::new(BIN)
+        .args(["check", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("stale") && stdout.contains("ghost@example.com"),
+        "{stdout}"
+    );
+
+    let s = TestServer::start_in(dir, config).await;
+    // The reservation is gone: the address can be taken.
+    add_account(&s, "ghost@example.com", "clientProfileViewerRole").await;
+    let (dir, _) = s.stop().await;
+    let out = Command::new(BIN)
+        .args(["check", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backups_taken_during_concurrent_renames_always_restore() {
+    let s = TestServer::start().await;
+    // Renamers are spread between many other records, so a snapshot without the write gate
+    // reads some of them before and some after a chain of renames, and holds one address twice.
+    let mut renamers = Vec::new();
+    for i in 0..16 {
+        let store = s.app.store.clone();
+        let created = futures_util::future::join_all((0..150).map(|j| {
+            let store = store.clone();
+            async move {
+                store
+                    .create_account(NewAccount {
+                        first_name: "F".into(),
+                        last_name: "L".into(),
+                        email: format!("filler{i}-{j}@example.com"),
+                        active: true,
+                        roles: vec![],
+                        created_by: None,
+                        password_hash: None,
+                    })
+                    .await
+                    .unwrap()
+            }
+        }))
+        .await;
+        renamers.push(created[75].id.clone());
+    }
+    let total = s.app.store.account_count();
+    let token = s.admin_token().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for (w, id) in renamers.iter().enumerate() {
+        let (store, id, stop) = (s.app.store.clone(), id.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Every writer moves between addresses the others want too.
+                let email = format!("shared{}@example.com", (n * 7 + w as u64) % 20);
+                let _ = store
+                    .update_account(&id, |a| {
+                        a.email = email.clone();
+                        Ok::<(), StoreError>(())
+                    })
+                    .await;
+                n += 1;
+            }
+        }));
+    }
+    for _ in 0..15 {
+        let r = s
+            .appgate(Method::GET, "/admin/backup", Some(&token), None)
+            .await;
+        assert_eq!(r.status, 200);
+        let dir = tempfile::tempdir().unwrap();
+        let counts = profiled::commands::import(&dir.path().join("db"), &r.body[..])
+            .expect("every backup restores without index conflicts");
+        assert_eq!(counts.0, total);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+}
