@@ -8,8 +8,6 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_profiled");
-
 fn lines(body: &[u8]) -> Vec<Value> {
     body.split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())

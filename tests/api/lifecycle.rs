@@ -1,9 +1,8 @@
 //! Start-up, restart, shutdown and the command line, partly through the real binary.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use hyper::Method;
 use serde_json::json;
@@ -11,8 +10,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_profiled");
 
 #[tokio::test]
 async fn a_restart_keeps_accounts_and_sessions_and_creates_no_second_admin() {
@@ -78,88 +75,6 @@ async fn a_database_from_a_newer_version_is_refused_with_a_clear_message() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("schema 99"));
-}
-
-/// The binary, started on a free port; its stderr is collected on a thread.
-struct Process {
-    child: Child,
-    addr: std::net::SocketAddr,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Process {
-    fn start(dir: &Path, password: Option<&str>) -> Process {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", &addr.to_string(), "--data-dir"])
-            .arg(dir)
-            .env_remove("PROFILED_ADMIN_PASSWORD")
-            .env("RUST_LOG", "info,profiled=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(p) = password {
-            cmd.env("PROFILED_ADMIN_PASSWORD", p);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Process {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    fn wait(mut self) -> (std::process::ExitStatus, String) {
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        let err = self.stderr.lock().unwrap().clone();
-        (status, err)
-    }
-
-    async fn login(&self, email: &str, password: &str) -> TestResponse {
-        let form = format!(
-            "grant_type=password&username={}&password={}",
-            urlencode(email),
-            urlencode(password)
-        );
-        send(
-            self.addr,
-            Method::POST,
-            "/ccadmin/v1/login",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            form.into(),
-        )
-        .await
-    }
 }
 
 #[tokio::test]
