@@ -333,3 +333,51 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(resp: Response<Full<Bytes>>) -> (u16, Value) {
+        use http_body_util::BodyExt;
+        let status = resp.status().as_u16();
+        let bytes = futures_util::FutureExt::now_or_never(resp.into_body().collect())
+            .expect("a full body is ready")
+            .expect("infallible")
+            .to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[test]
+    fn a_refused_write_is_503_in_both_dialects() {
+        let (status, b) =
+            body(ApiError::from(StoreError::Unavailable).into_response(Dialect::Appgate));
+        assert_eq!(status, 503);
+        assert_eq!(b["id"], "service unavailable");
+        let (status, b) = body(ApiError::from(StoreError::Unavailable).into_response(Dialect::Occ));
+        assert_eq!(status, 503);
+        assert_eq!(b["errorCode"], "503");
+        assert_eq!(b["status"], "503");
+    }
+
+    #[test]
+    fn internal_errors_never_carry_their_detail() {
+        for dialect in [Dialect::Appgate, Dialect::Occ] {
+            let e = ApiError::from(StoreError::Corrupt("secret detail at /var/lib/x".into()));
+            let (status, b) = body(e.into_response(dialect));
+            assert_eq!(status, 500);
+            assert!(!b.to_string().contains("secret detail"), "{b}");
+        }
+    }
+
+    #[test]
+    fn oracle_errors_carry_strings_and_field_paths() {
+        let e = ApiError::validation(vec![FieldError::new("email", "bad").code("23006")]);
+        let (status, b) = body(e.into_response(Dialect::Occ));
+        assert_eq!(status, 400);
+        assert_eq!(b["errorCode"], "23006");
+        assert_eq!(b["status"], "400");
+        assert_eq!(b["o:errorPath"], "email");
+        assert_eq!(b["errors"][0]["errorCode"], "23006");
+    }
+}

@@ -28,13 +28,15 @@ struct Wake {
     stop: bool,
 }
 
+/// One durability round: sled's flush plus an fdatasync (replaceable in unit tests).
+type Sync = Box<dyn Fn() -> Result<(), StoreError> + Send + std::marker::Sync>;
+
 struct Shared {
     tickets: AtomicU64,
     wake: Mutex<Wake>,
     cv: Condvar,
     durable: watch::Sender<Durable>,
-    db: sled::Db,
-    file: File,
+    sync: Sync,
 }
 
 pub(super) struct GroupCommit {
@@ -45,14 +47,22 @@ pub(super) struct GroupCommit {
 impl GroupCommit {
     pub(super) fn start(db: &sled::Db, dir: &Path) -> std::io::Result<GroupCommit> {
         let file = File::open(dir.join("db"))?;
+        let db = db.clone();
+        Self::with_sync(Box::new(move || {
+            db.flush()?;
+            file.sync_data()?;
+            Ok(())
+        }))
+    }
+
+    fn with_sync(sync: Sync) -> std::io::Result<GroupCommit> {
         let (durable, _) = watch::channel(Durable::default());
         let shared = Arc::new(Shared {
             tickets: AtomicU64::new(0),
             wake: Mutex::new(Wake::default()),
             cv: Condvar::new(),
             durable,
-            db: db.clone(),
-            file,
+            sync,
         });
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
@@ -129,12 +139,7 @@ impl Shared {
 
     /// One flush + fdatasync covering every ticket up to `target`.
     fn round(&self, target: u64) -> Result<(), StoreError> {
-        let result = self
-            .db
-            .flush()
-            .map_err(StoreError::from)
-            .and_then(|_| self.file.sync_data().map_err(StoreError::from));
-        match result {
+        match (self.sync)() {
             Ok(()) => {
                 self.durable.send_modify(|d| d.upto = d.upto.max(target));
                 Ok(())
@@ -161,5 +166,62 @@ impl Drop for GroupCommit {
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_waiters_share_rounds_and_all_return_once_durable() {
+        let rounds = Arc::new(AtomicU64::new(0));
+        let counter = rounds.clone();
+        let gc = Arc::new(
+            GroupCommit::with_sync(Box::new(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                Ok(())
+            }))
+            .unwrap(),
+        );
+        let waiters: Vec<_> = (0..64)
+            .map(|_| {
+                let gc = gc.clone();
+                tokio::spawn(async move { gc.wait().await })
+            })
+            .collect();
+        for w in waiters {
+            w.await.unwrap().unwrap();
+        }
+        // 64 writers, far fewer syncs: they were grouped.
+        let n = rounds.load(Ordering::SeqCst);
+        assert!((1..64).contains(&n), "{n} rounds");
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_refuses_every_later_write() {
+        let fail = Arc::new(AtomicBool::new(false));
+        let flag = fail.clone();
+        let gc = GroupCommit::with_sync(Box::new(move || {
+            if flag.load(Ordering::SeqCst) {
+                Err(StoreError::Io(std::io::Error::other("disk on fire")))
+            } else {
+                Ok(())
+            }
+        }))
+        .unwrap();
+        gc.wait().await.unwrap();
+        gc.check().unwrap();
+        fail.store(true, Ordering::SeqCst);
+        assert!(matches!(gc.wait().await, Err(StoreError::Unavailable)));
+        // Even once the disk "recovers", nothing is acknowledged again: fsync errors are not
+        // sticky on Linux, so a later success proves nothing about earlier writes.
+        fail.store(false, Ordering::SeqCst);
+        assert!(matches!(gc.check(), Err(StoreError::Unavailable)));
+        assert!(matches!(gc.wait().await, Err(StoreError::Unavailable)));
+        assert!(matches!(gc.flush_now(), Err(StoreError::Unavailable)));
     }
 }
