@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use hyper::Response;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -89,16 +90,29 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
     }
 }
 
-/// Routes one request, turning a panic into a bare 500 and logging one line.
-async fn handle(app: App, req: Req) -> hyper::Response<Body> {
+/// Routes one request and logs one line for it.
+async fn handle(app: App, req: Req) -> Response<Body> {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let dialect = Dialect::of(&path);
-    let resp = match std::panic::AssertUnwindSafe(crate::routes::route(app, req))
-        .catch_unwind()
-        .await
-    {
+    let resp = without_panics(dialect, crate::routes::route(app, req)).await;
+    tracing::info!(
+        target: "profiled::request",
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        micros = start.elapsed().as_micros() as u64,
+    );
+    resp
+}
+
+/// Runs a handler; a panic becomes a 500 without detail (the detail is logged).
+async fn without_panics(
+    dialect: Dialect,
+    handler: impl Future<Output = Response<Body>>,
+) -> Response<Body> {
+    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
         Ok(resp) => resp,
         Err(panic) => {
             let what = panic
@@ -110,15 +124,7 @@ async fn handle(app: App, req: Req) -> hyper::Response<Body> {
                 .into_response(dialect)
                 .map(http_body_util::Either::Left)
         }
-    };
-    tracing::info!(
-        target: "profiled::request",
-        %method,
-        path,
-        status = resp.status().as_u16(),
-        micros = start.elapsed().as_micros() as u64,
-    );
-    resp
+    }
 }
 
 async fn purge_sessions(app: App) {
@@ -132,6 +138,28 @@ async fn purge_sessions(app: App) {
             Ok(Ok(n)) => tracing::debug!(n, "purged expired sessions"),
             Ok(Err(e)) => tracing::warn!(error = %e, "purging sessions failed"),
             Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_without_detail() {
+        for dialect in [Dialect::Appgate, Dialect::Occ] {
+            let resp = without_panics(dialect, async {
+                panic!("secret internal state");
+            })
+            .await;
+            assert_eq!(resp.status(), 500);
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let text = String::from_utf8_lossy(&body);
+            assert!(!text.contains("secret"), "{text}");
+            assert!(text.contains("An unexpected error occurred."), "{text}");
         }
     }
 }
