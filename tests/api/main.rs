@@ -1,4 +1,5 @@
 //! Integration tests: one binary, each module drives a real server over HTTP.
 
+mod admin_profiles;
 mod foundation;
 mod helpers;
