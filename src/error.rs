@@ -146,6 +146,18 @@ impl ApiError {
         self
     }
 
+    /// Names the request member the error is about (Oracle's `o:errorPath`), keeping the
+    /// error's message and code.
+    pub fn at_field(mut self, field: impl Into<String>) -> Self {
+        let item = FieldError {
+            field: field.into(),
+            message: self.message.clone(),
+            code: self.code,
+        };
+        self.errors = vec![item];
+        self
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(Kind::BadRequest, message)
     }

@@ -154,6 +154,28 @@ impl Auth {
         self.open_session(&account.id, true).await
     }
 
+    /// Checks an account's own password before it changes it. Failures count towards the
+    /// login lockout, so a stolen token cannot be used to guess the password quickly.
+    pub async fn check_own_password(
+        &self,
+        account: &Account,
+        password: &str,
+    ) -> Result<bool, ApiError> {
+        if let Some(secs) = self.lockout.locked(&account.email) {
+            return Err(ApiError::too_many_requests(secs));
+        }
+        let ok = self
+            .passwords
+            .verify(password.to_owned(), account.password_hash.clone())
+            .await;
+        if ok {
+            self.lockout.succeeded(&account.email);
+        } else {
+            self.lockout.failed(&account.email);
+        }
+        Ok(ok)
+    }
+
     /// A new token for the caller; the presented one is revoked (Oracle's `/refresh`).
     pub async fn refresh(&self, caller: &Caller) -> Result<Login, ApiError> {
         self.store.writable()?;

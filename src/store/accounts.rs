@@ -131,13 +131,38 @@ impl Store {
     /// e-mail index entry when the address changes. `change` may run more than once when
     /// another writer got there first, so it must only modify the account it is given.
     /// Waits until the result is durable.
+    ///
+    /// An account that is inactive before or after the change keeps no sessions: they are
+    /// revoked in the same acknowledged write, so a deactivated account's tokens are dead
+    /// once the caller hears back (and a login that raced the deactivation cannot come back
+    /// to life on reactivation).
     pub async fn update_account<E: From<StoreError>>(
         &self,
         id: &str,
+        change: impl FnMut(&mut Account) -> Result<(), E>,
+    ) -> Result<Account, E> {
+        self.update_account_ending_sessions(id, None, change).await
+    }
+
+    /// `update_account` that also revokes every other session of the account (all but
+    /// `keep`, when given) in the same acknowledged write: for a password change.
+    pub async fn update_account_ending_sessions<E: From<StoreError>>(
+        &self,
+        id: &str,
+        keep: Option<&[u8; 32]>,
         mut change: impl FnMut(&mut Account) -> Result<(), E>,
     ) -> Result<Account, E> {
         self.writable()?;
-        let account = self.update_account_nowait(id, &mut change)?;
+        let mut was_active = true;
+        let account = self.update_account_nowait(id, &mut |a: &mut Account| {
+            was_active = a.active;
+            change(a)
+        })?;
+        if !(was_active && account.active) {
+            self.revoke_account_sessions(id, None)?;
+        } else if let Some(keep) = keep {
+            self.revoke_account_sessions(id, Some(keep))?;
+        }
         self.durable().await?;
         Ok(account)
     }

@@ -43,16 +43,20 @@ impl Store {
         Ok(existed)
     }
 
-    /// Revokes every session of an account (deactivation). Does not wait for durability:
-    /// the caller's own write of the account does.
-    #[expect(
-        dead_code,
-        reason = "deactivation through the admin-profile API uses it"
-    )]
-    pub(crate) fn revoke_account_sessions(&self, account_id: &str) -> Result<usize, StoreError> {
+    /// Revokes every session of an account except `keep` (deactivation, password change).
+    /// Does not wait for durability: the caller's own write of the account does. A full scan,
+    /// which is fine for something this rare.
+    pub(crate) fn revoke_account_sessions(
+        &self,
+        account_id: &str,
+        keep: Option<&[u8; 32]>,
+    ) -> Result<usize, StoreError> {
         let mut n = 0;
         for entry in self.inner.sessions.iter() {
             let (k, v) = entry?;
+            if keep.is_some_and(|keep| k.as_ref() == keep.as_slice()) {
+                continue;
+            }
             if decode::<Session>(&v).is_ok_and(|s| s.account_id == account_id) {
                 self.inner.sessions.remove(k)?;
                 n += 1;

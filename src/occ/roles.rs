@@ -1,0 +1,43 @@
+//! `GET /ccadmin/v1/adminRoles`: the role catalogue with each role's privileges.
+
+use std::cmp::Ordering;
+
+use serde_json::{Value, json};
+
+use super::DIALECT;
+use super::list::ListQuery;
+use crate::app::App;
+use crate::auth::roles::{CATALOGUE, Role};
+use crate::error::ApiError;
+use crate::http::{self, Req, Resp};
+
+/// Properties `sort` accepts; the first is the default.
+const SORTABLE: &[&str] = &["id", "name"];
+
+fn render(role: &&Role) -> Value {
+    let privileges: Vec<&str> = role.privileges.iter().map(|p| p.name()).collect();
+    json!({
+        "id": role.id,
+        "repositoryId": role.id,
+        "name": role.name,
+        "description": role.description,
+        "privileges": privileges,
+    })
+}
+
+fn compare(a: &&Role, b: &&Role, property: &str) -> Ordering {
+    match property {
+        "name" => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+        _ => a.id.cmp(b.id),
+    }
+}
+
+/// Any signed-in account may read the catalogue: it is the same for everyone and holds
+/// nothing secret, and a client needs it to show what a role grants.
+pub async fn list(app: &App, req: Req) -> Result<Resp, ApiError> {
+    app.auth.authenticate(req.headers())?;
+    let query = ListQuery::parse(&req, SORTABLE)?;
+    let mut roles: Vec<&Role> = CATALOGUE.iter().collect();
+    query.sort(&mut roles, compare);
+    Ok(http::ok_json(&query.envelope(&roles, render), DIALECT))
+}
