@@ -71,8 +71,9 @@ pub fn line(n: u8, label: &str, r: &Report, baseline: Option<f64>) -> String {
 }
 
 pub fn table(rows: &[Row], baseline: f64) {
+    println!("\nx base: requests/s over the mean of the two baselines ({baseline:.0}/s)");
     println!(
-        "\n  {:<34} {:>9} {:>8} {:>8} {:>8} {:>7}",
+        "  {:<34} {:>9} {:>8} {:>8} {:>8} {:>7}",
         "scenario", "req/s", "x base", "p50 ms", "p99 ms", "errors"
     );
     for row in rows.iter().filter(|r| r.number != 8) {
