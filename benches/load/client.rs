@@ -98,6 +98,9 @@ impl Report {
     }
 }
 
+/// A request without an answer by then counts as an error, and its connection is dropped.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A number unique within this bench process: request names and e-mails are built from it.
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -225,7 +228,10 @@ async fn connection(
         };
         let call = build(conn, SEQ.fetch_add(1, Ordering::Relaxed));
         let t0 = Instant::now();
-        match send(s, target, call).await {
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, send(s, target, call))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {REQUEST_TIMEOUT:?}")));
+        match answer {
             Ok((status, body)) if status == expect => {
                 let us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
                 r.ok += 1;
