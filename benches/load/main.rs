@@ -161,7 +161,7 @@ async fn run(f: Flags) {
     rows.push(Row::new(0, "baseline (before): hyper, fixed JSON", first));
 
     let tmp = tempfile::tempdir().expect("temp dir");
-    let (_server, target) = match &f.url {
+    let (server, target) = match &f.url {
         Some(url) => (
             None,
             resolve(url).await.unwrap_or_else(|e| panic!("--url: {e}")),
@@ -241,7 +241,7 @@ async fn run(f: Flags) {
         let r = client::run(&target, conc, stop, &work).await;
         rows.push(Row::new(n, label, r));
     }
-    drop(_server);
+    drop(server);
     // A second baseline after the scenarios: on a shared machine the load changes during a
     // run, and the ratios use the mean of both.
     let last = baseline(conc, stop).await;
