@@ -2,6 +2,7 @@
 //! `store` knows a tree exists. Handlers see typed records and `StoreError`.
 
 mod accounts;
+mod client_profiles;
 mod commit;
 mod sessions;
 mod settings;
@@ -12,9 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use accounts::{Account, NewAccount, email_key};
+pub use client_profiles::{ClientProfile, Direction, ProfileType, ProfileUrl, name_key};
 pub use sessions::Session;
 pub use settings::{AuditLogPersistenceMode, GlobalSettings, SpaMode};
 
+use client_profiles::ProfileTable;
 use commit::GroupCommit;
 use unique::{RepairReport, UniqueTable};
 
@@ -31,6 +34,8 @@ pub(crate) const TREE_ID_ACCOUNT: &str = "accountid_account";
 pub(crate) const TREE_EMAIL_ACCOUNT: &str = "email_accountid";
 pub(crate) const TREE_TOKENHASH_SESSION: &str = "tokenhash_session";
 pub(crate) const TREE_SETTINGS: &str = "settings";
+pub(crate) const TREE_ID_CLIENT_PROFILE: &str = "clientprofileid_clientprofile";
+pub(crate) const TREE_NAME_CLIENT_PROFILE: &str = "name_clientprofileid";
 
 /// Errors of the storage layer. Expected outcomes (conflicts, absence) are typed apart from
 /// failures of the database itself, which are logged where they are turned into a 500.
@@ -129,6 +134,7 @@ struct Inner {
     db: sled::Db,
     meta: sled::Tree,
     accounts: UniqueTable,
+    client_profiles: ProfileTable,
     sessions: sled::Tree,
     settings: sled::Tree,
     secret: [u8; 32],
@@ -194,6 +200,10 @@ impl Store {
             }
         };
         let accounts = UniqueTable::new(tree(TREE_ID_ACCOUNT)?, tree(TREE_EMAIL_ACCOUNT)?);
+        let client_profiles = UniqueTable::new(
+            tree(TREE_ID_CLIENT_PROFILE)?,
+            tree(TREE_NAME_CLIENT_PROFILE)?,
+        );
         let sessions = tree(TREE_TOKENHASH_SESSION)?;
         let settings = tree(TREE_SETTINGS)?;
         let commit = GroupCommit::start(&db, dir).map_err(|e| unreadable(e.to_string()))?;
@@ -201,11 +211,16 @@ impl Store {
         accounts
             .repair(&mut report, "email", accounts::email_key_of)
             .map_err(|e| unreadable(e.to_string()))?;
+        client_profiles
+            .repair(&mut report, "name", client_profiles::name_key_of)
+            .map_err(|e| unreadable(e.to_string()))?;
+        let client_profiles = ProfileTable::new(client_profiles);
         let store = Store {
             inner: Arc::new(Inner {
                 db,
                 meta,
                 accounts,
+                client_profiles,
                 sessions,
                 settings,
                 secret,
