@@ -75,7 +75,7 @@ impl TestServer {
         Self::start_in(dir, config).await
     }
 
-    async fn start_in(dir: TempDir, config: Config) -> TestServer {
+    pub async fn start_in(dir: TempDir, config: Config) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();

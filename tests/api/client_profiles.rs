@@ -1,0 +1,525 @@
+//! Appgate client profiles: create, read, replace, delete, groups, validation, uniqueness,
+//! privileges and routing errors. Also the helpers the other client-profile modules share.
+
+use hyper::Method;
+use profiled::store::{NewAccount, Store};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+pub const ROLE_PASSWORD: &str = "role-password-0123456789";
+pub const PROFILES: &str = "/admin/client-profiles";
+
+pub fn profile(name: &str) -> Value {
+    json!({"name": name, "identityProviderName": "local"})
+}
+
+/// A link such as a controller exports, for a profile called `name` on `host`.
+pub fn link(host: &str, name: &str) -> String {
+    use base64::Engine;
+    let payload = json!({"profileName": name, "identityProviderName": "local"});
+    format!(
+        "appgate://{host}/{}",
+        base64::engine::general_purpose::STANDARD.encode(payload.to_string())
+    )
+}
+
+pub async fn create(s: &TestServer, token: &str, body: Value) -> Value {
+    let r = s
+        .appgate(Method::POST, PROFILES, Some(token), Some(body))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    r.json()
+}
+
+pub async fn get(s: &TestServer, token: &str, id: &str) -> TestResponse {
+    s.appgate(Method::GET, &format!("{PROFILES}/{id}"), Some(token), None)
+        .await
+}
+
+/// A server with one extra account per role (e-mail `<role>@test`), and their tokens.
+pub async fn server_with_roles(roles: &[&str]) -> (TestServer, Vec<String>) {
+    let (dir, config, result) = TestServer::start().await.stop().await;
+    result.unwrap();
+    {
+        let (store, _) = Store::open(dir.path(), &config.store).unwrap();
+        let hash = profiled::auth::password::hash_blocking(ROLE_PASSWORD);
+        for role in roles {
+            store
+                .create_account(NewAccount {
+                    first_name: "Role".into(),
+                    last_name: (*role).into(),
+                    email: format!("{role}@test"),
+                    active: true,
+                    roles: vec![(*role).into()],
+                    created_by: None,
+                    password_hash: Some(hash.clone()),
+                })
+                .await
+                .unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let s = TestServer::start_in(dir, config).await;
+    let mut tokens = Vec::new();
+    for role in roles {
+        tokens.push(s.login(&format!("{role}@test"), ROLE_PASSWORD).await);
+    }
+    (s, tokens)
+}
+
+fn error_fields(r: &TestResponse) -> Vec<String> {
+    let body = r.json();
+    assert_eq!(r.status, 422, "{body}");
+    assert_eq!(body["id"], "unprocessable entity");
+    assert_eq!(body["message"], "Validation failed.");
+    body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn create_get_replace_delete() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    let created = create(&s, &t, json!({"name": "Main Office", "identityProviderName": "local", "tags": ["AWS", "aws", "Dev"], "notes": null, "exported": "2020-01-01T00:00:00.000000Z", "created": "x", "unknown": 1})).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok());
+    assert_eq!(created["name"], "Main Office");
+    assert_eq!(created["notes"], "");
+    assert_eq!(created["tags"], json!(["aws", "dev"]));
+    assert_eq!(created["type"], "Profile");
+    assert_eq!(created["spaKeyName"], "MainOffice");
+    assert_eq!(created["globalHostname"], "");
+    assert_eq!(created["created"], created["updated"]);
+    assert!(
+        created.get("exported").is_none(),
+        "read-only fields are ignored"
+    );
+    let created_at = created["created"].as_str().unwrap();
+    assert_eq!(created_at.len(), 27, "microseconds and Z: {created_at}");
+    assert!(created_at.ends_with('Z'));
+
+    let r = get(&s, &t, &id).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), created);
+
+    let r = s
+        .appgate(Method::PUT, &format!("{PROFILES}/{id}"), Some(&t), Some(json!({"name": "HQ", "identityProviderName": "ldap", "spaKeyName": "k1", "hostname": "hq.example.com", "notes": "n"})))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let put = r.json();
+    assert_eq!(put["id"], id.as_str());
+    assert_eq!(put["name"], "HQ");
+    assert_eq!(put["identityProviderName"], "ldap");
+    assert_eq!(put["spaKeyName"], "k1");
+    assert_eq!(put["hostname"], "hq.example.com");
+    assert_eq!(put["tags"], json!([]), "PUT replaces the whole object");
+    assert_eq!(put["created"], created["created"]);
+    assert_ne!(put["updated"], created["updated"]);
+    assert_eq!(get(&s, &t, &id).await.json(), put);
+
+    let r = s
+        .appgate(Method::DELETE, &format!("{PROFILES}/{id}"), Some(&t), None)
+        .await;
+    assert_eq!(r.status, 204);
+    assert!(r.body.is_empty());
+    assert_eq!(get(&s, &t, &id).await.status, 404);
+    let r = s
+        .appgate(Method::DELETE, &format!("{PROFILES}/{id}"), Some(&t), None)
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["id"], "not found");
+}
+
+#[tokio::test]
+async fn client_chosen_ids_and_names_are_unique() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    let id = "12699e27-b584-464a-81ee-5b4784b6d425";
+    let mut body = profile("Alpha");
+    body["id"] = json!(id);
+    assert_eq!(create(&s, &t, body.clone()).await["id"], id);
+    body["name"] = json!("Beta");
+    let r = s
+        .appgate(Method::POST, PROFILES, Some(&t), Some(body))
+        .await;
+    assert_eq!(r.status, 409, "an existing id");
+    assert_eq!(r.json()["id"], "conflict");
+
+    let r = s
+        .appgate(Method::POST, PROFILES, Some(&t), Some(profile("ALPHA")))
+        .await;
+    assert_eq!(r.status, 409, "names compare case-insensitively");
+    let beta = create(&s, &t, profile("Beta")).await;
+    let beta_id = beta["id"].as_str().unwrap();
+    let r = s
+        .appgate(
+            Method::PUT,
+            &format!("{PROFILES}/{beta_id}"),
+            Some(&t),
+            Some(profile("alpha")),
+        )
+        .await;
+    assert_eq!(r.status, 409, "a renaming PUT onto a taken name");
+    // Renaming frees the old name; changing only the case keeps one's own.
+    let r = s
+        .appgate(
+            Method::PUT,
+            &format!("{PROFILES}/{id}"),
+            Some(&t),
+            Some(profile("Gamma")),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = s
+        .appgate(
+            Method::PUT,
+            &format!("{PROFILES}/{id}"),
+            Some(&t),
+            Some(profile("GAMMA")),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["name"], "GAMMA");
+    create(&s, &t, profile("alpha")).await;
+    // Deleting frees the name.
+    s.appgate(
+        Method::DELETE,
+        &format!("{PROFILES}/{beta_id}"),
+        Some(&t),
+        None,
+    )
+    .await;
+    create(&s, &t, profile("beta")).await;
+
+    // The index survives a restart as it was left.
+    let s = s.restart().await;
+    let t = s.admin_token().await;
+    for taken in ["gamma", "ALPHA", "Beta"] {
+        let r = s
+            .appgate(Method::POST, PROFILES, Some(&t), Some(profile(taken)))
+            .await;
+        assert_eq!(r.status, 409, "{taken}");
+    }
+    let r = s
+        .appgate(Method::GET, PROFILES, Some(&t), None)
+        .await
+        .json();
+    assert_eq!(r["totalCount"], 3);
+}
+
+#[tokio::test]
+async fn groups_parse_their_links_and_never_return_them() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    let member = "5f0e3c52-8b5a-4d0e-9b1e-3f2b1c0d9e8a";
+    let g = create(
+        &s,
+        &t,
+        json!({"name": "Both", "type": "Group", "identityProviderName": "ignored", "profileUrls": [
+            {"url": link("eu.example.com", "Europe")},
+            {"id": member, "url": link("us.example.com:8443", "US"), "weight": 5},
+        ]}),
+    )
+    .await;
+    assert_eq!(g["type"], "Group");
+    assert!(g.get("identityProviderName").is_none());
+    let urls = g["profileUrls"].as_array().unwrap();
+    assert_eq!(urls.len(), 2);
+    assert!(urls.iter().all(|u| u.get("url").is_none()), "{urls:?}");
+    assert_eq!(urls[0]["hostname"], "eu.example.com");
+    assert_eq!(urls[0]["profileName"], "Europe");
+    assert_eq!(urls[0]["weight"], 100);
+    assert!(uuid::Uuid::parse_str(urls[0]["id"].as_str().unwrap()).is_ok());
+    assert_eq!(
+        urls[1],
+        json!({"id": member, "hostname": "us.example.com:8443", "profileName": "US", "weight": 5})
+    );
+    // An update may refer to a stored member by id alone, since its link cannot be read back.
+    let gid = g["id"].as_str().unwrap();
+    let r = s
+        .appgate(Method::PUT, &format!("{PROFILES}/{gid}"), Some(&t), Some(json!({"name": "Both", "type": "Group", "profileUrls": [{"id": member, "weight": 7}]})))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(
+        r.json()["profileUrls"],
+        json!([{"id": member, "hostname": "us.example.com:8443", "profileName": "US", "weight": 7}])
+    );
+    let r = s
+        .appgate(
+            Method::PUT,
+            &format!("{PROFILES}/{gid}"),
+            Some(&t),
+            Some(json!({"name": "Both", "type": "Group", "profileUrls": [{"weight": 7}]})),
+        )
+        .await;
+    assert_eq!(error_fields(&r), ["profileUrls.0.url"]);
+}
+
+#[tokio::test]
+async fn validation_reports_every_problem() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    let post = |body: Value| s.appgate(Method::POST, PROFILES, Some(&t), Some(body));
+    assert_eq!(
+        error_fields(&post(json!({})).await),
+        ["name", "identityProviderName"]
+    );
+    assert_eq!(
+        error_fields(&post(json!({"name": "", "identityProviderName": "local"})).await),
+        ["name"]
+    );
+    assert_eq!(
+        error_fields(&post(json!({"name": "x"})).await),
+        ["identityProviderName"]
+    );
+    assert_eq!(
+        error_fields(&post(json!({"name": "x", "type": "Folder"})).await),
+        ["type"]
+    );
+    assert_eq!(
+        error_fields(&post(json!({"name": 1, "notes": 2, "tags": "a", "identityProviderName": true, "hostname": "a/b"})).await),
+        ["name", "notes", "tags", "identityProviderName", "hostname"]
+    );
+    assert_eq!(
+        error_fields(
+            &post(json!({"name": "x", "identityProviderName": "l", "tags": ["ok", "", " "]})).await
+        ),
+        ["tags.1", "tags.2"]
+    );
+    assert_eq!(
+        error_fields(&post(json!({"name": "g", "type": "Group", "profileUrls": [
+            {"url": link("h.example.com", "p")}, {"url": "https://h.example.com/x"}, {"url": "appgate://h/not*base64"}, {"id": "nope", "url": link("h", "p")}
+        ]})).await),
+        ["profileUrls.1.url", "profileUrls.2.url", "profileUrls.3.id"]
+    );
+    let long = "n".repeat(257);
+    assert_eq!(
+        error_fields(&post(json!({"name": long, "identityProviderName": "l"})).await),
+        ["name"]
+    );
+    assert_eq!(
+        create(
+            &s,
+            &t,
+            json!({"name": "n".repeat(256), "identityProviderName": "l"})
+        )
+        .await["name"]
+            .as_str()
+            .unwrap()
+            .len(),
+        256
+    );
+
+    let r = s
+        .request(
+            Method::POST,
+            PROFILES,
+            &[
+                ("accept", ACCEPT_V23),
+                ("authorization", &format!("Bearer {t}")),
+                ("content-type", "application/json"),
+            ],
+            "{nope",
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["id"], "bad request");
+
+    let p = create(&s, &t, profile("Edit me")).await;
+    let id = p["id"].as_str().unwrap();
+    let r = s
+        .appgate(
+            Method::PUT,
+            &format!("{PROFILES}/{id}"),
+            Some(&t),
+            Some(
+                json!({"id": uuid::Uuid::new_v4(), "name": "Edit me", "identityProviderName": "l"}),
+            ),
+        )
+        .await;
+    assert_eq!(error_fields(&r), ["id"]);
+    let r = s
+        .appgate(
+            Method::PUT,
+            &format!("{PROFILES}/{id}"),
+            Some(&t),
+            Some(json!({"id": id, "name": "Edited", "identityProviderName": "l"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "the same id is fine");
+}
+
+#[tokio::test]
+async fn ids_that_are_not_uuids_and_wrong_methods() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    for path in [
+        "/admin/client-profiles/not-a-uuid",
+        "/admin/client-profiles/123/url",
+        "/admin/client-profiles/x/barcode",
+        "/admin/client-profiles/00000000-0000-0000-0000-000000000000",
+    ] {
+        let r = s.appgate(Method::GET, path, Some(&t), None).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.json()["id"], "not found");
+    }
+    let r = s
+        .appgate(
+            Method::PUT,
+            "/admin/client-profiles/nope",
+            Some(&t),
+            Some(profile("x")),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    for (method, path, allow) in [
+        (Method::DELETE, PROFILES.to_string(), "GET, POST"),
+        (
+            Method::POST,
+            format!("{PROFILES}/{}", uuid::Uuid::nil()),
+            "GET, PUT, DELETE",
+        ),
+        (
+            Method::POST,
+            format!("{PROFILES}/{}/url", uuid::Uuid::nil()),
+            "GET",
+        ),
+        (
+            Method::DELETE,
+            format!("{PROFILES}/{}/barcode", uuid::Uuid::nil()),
+            "GET",
+        ),
+        (
+            Method::POST,
+            "/admin/global-settings".to_string(),
+            "GET, PUT, DELETE",
+        ),
+    ] {
+        let r = s.appgate(method, &path, Some(&t), None).await;
+        assert_eq!(r.status, 405, "{path}");
+        assert_eq!(r.header("allow"), Some(allow));
+    }
+    let r = s
+        .appgate(Method::GET, "/admin/client-profilez", Some(&t), None)
+        .await;
+    assert_eq!(r.status, 404);
+    let r = s.appgate(Method::GET, PROFILES, None, None).await;
+    assert_eq!(r.status, 401);
+    let r = s
+        .request(
+            Method::GET,
+            PROFILES,
+            &[("authorization", &format!("Bearer {t}"))],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 406, "the Accept check covers the new routes");
+}
+
+#[tokio::test]
+async fn each_route_needs_its_privilege() {
+    let roles = [
+        "clientProfileViewerRole",
+        "clientProfileExporterRole",
+        "clientProfileManagerRole",
+        "catalogRole",
+    ];
+    let (s, tokens) = server_with_roles(&roles).await;
+    let admin = s.admin_token().await;
+    let settings = json!({"claimsTokenExpiration": 1440, "entitlementTokenExpiration": 180, "administrationTokenExpiration": 720, "vpnCertificateExpiration": 525600, "auditLogPersistenceMode": "Default", "profileHostname": "sdp.example.com"});
+    let r = s
+        .appgate(
+            Method::PUT,
+            "/admin/global-settings",
+            Some(&admin),
+            Some(settings.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let id = create(&s, &admin, profile("Shared")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let one = format!("{PROFILES}/{id}");
+    // Each request with the role that may make it, in order viewer, exporter, manager, none.
+    let cases: Vec<(Method, String, Option<Value>, [bool; 4])> = vec![
+        (
+            Method::GET,
+            PROFILES.into(),
+            None,
+            [true, true, true, false],
+        ),
+        (Method::GET, one.clone(), None, [true, true, true, false]),
+        (
+            Method::GET,
+            format!("{one}/url"),
+            None,
+            [false, true, true, false],
+        ),
+        (
+            Method::GET,
+            format!("{one}/barcode"),
+            None,
+            [false, true, true, false],
+        ),
+        (
+            Method::POST,
+            PROFILES.into(),
+            Some(profile("New")),
+            [false, false, true, false],
+        ),
+        (
+            Method::PUT,
+            one.clone(),
+            Some(profile("Shared")),
+            [false, false, true, false],
+        ),
+        (
+            Method::GET,
+            "/admin/global-settings".into(),
+            None,
+            [false, false, true, false],
+        ),
+        (
+            Method::PUT,
+            "/admin/global-settings".into(),
+            Some(settings),
+            [false, false, false, false],
+        ),
+        (
+            Method::DELETE,
+            "/admin/global-settings".into(),
+            None,
+            [false, false, false, false],
+        ),
+        (
+            Method::DELETE,
+            one.clone(),
+            None,
+            [false, false, true, false],
+        ),
+    ];
+    for (method, path, body, allowed) in cases {
+        for (i, token) in tokens.iter().enumerate() {
+            let r = s
+                .appgate(method.clone(), &path, Some(token), body.clone())
+                .await;
+            if allowed[i] {
+                assert!(r.status < 300, "{} {method} {path}: {}", roles[i], r.status);
+            } else {
+                assert_eq!(r.status, 403, "{} {method} {path}", roles[i]);
+                let body = r.json();
+                assert_eq!(body["id"], "forbidden");
+                assert_eq!(
+                    body["message"],
+                    "You don't have permission to access this resource."
+                );
+            }
+        }
+    }
+}
