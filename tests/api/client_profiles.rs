@@ -523,3 +523,28 @@ async fn each_route_needs_its_privilege() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_example_bodies_in_data_are_accepted() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    let read = |name: &str| -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("data")
+            .join(name);
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let r = s
+        .appgate(
+            Method::PUT,
+            "/admin/global-settings",
+            Some(&t),
+            Some(read("global-settings.json")),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let p = create(&s, &t, read("client-profile.json")).await;
+    assert_eq!(p["spaKeyName"], "MainOffice");
+    let g = create(&s, &t, read("client-profile-group.json")).await;
+    assert_eq!(g["profileUrls"][1]["profileName"], "Americas");
+}
