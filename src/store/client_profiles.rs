@@ -207,17 +207,19 @@ impl Store {
             let Some(record) = table.get(&id)? else {
                 continue;
             };
-            let profile: ClientProfile = decode(&record)?;
+            let name = name_key_of(&record).ok_or_else(|| {
+                StoreError::Corrupt(format!("client profile {id:?} has no readable name"))
+            })?;
             // A reservation of a create or rename in flight points at a record that does not
             // (yet, or any more) carry this name: not a listed entry.
-            if profile.name_key() != key.as_ref() {
+            if name != key.as_ref() {
                 continue;
             }
             if skipped < skip {
                 skipped += 1;
                 continue;
             }
-            out.push(profile);
+            out.push(decode(&record)?);
         }
         Ok(out)
     }
@@ -278,23 +280,70 @@ mod micros_opt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreOptions;
+
+    fn new_profile(name: &str) -> ClientProfile {
+        let now = crate::clock::now();
+        ClientProfile {
+            id: Uuid::new_v4(),
+            name: name.into(),
+            notes: String::new(),
+            tags: vec![],
+            created: now,
+            updated: now,
+            exported: None,
+            kind: ProfileType::Profile,
+            spa_key_name: name.into(),
+            identity_provider_name: "local".into(),
+            hostname: String::new(),
+            profile_urls: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn start_up_repairs_the_name_index_and_counts_what_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions::default();
+        {
+            let (store, _) = Store::open(dir.path(), &options).unwrap();
+            store
+                .create_client_profile(&new_profile("Kept"))
+                .await
+                .unwrap();
+            // What a crash between reserving a name and writing the record leaves behind.
+            let index = &store.inner.client_profiles.table.index;
+            index.insert(b"ghost", Uuid::new_v4().as_bytes()).unwrap();
+            store.flush().unwrap();
+        }
+        let (store, report) = Store::open(dir.path(), &options).unwrap();
+        assert_eq!(report.removed.len(), 1, "{report:?}");
+        assert_eq!(store.client_profile_count(), 1);
+        store
+            .create_client_profile(&new_profile("Ghost"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.create_client_profile(&new_profile("KEPT")).await,
+            Err(StoreError::KeyTaken)
+        ));
+        let names: Vec<String> = store
+            .client_profiles_by_name(Direction::Descending, 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["Kept", "Ghost"]);
+        assert_eq!(store.client_profile_count(), 2);
+    }
 
     #[test]
     fn records_round_trip_compactly() {
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_653_053_731_836_392_000).unwrap();
         let p = ClientProfile {
             id: Uuid::nil(),
-            name: "Main".into(),
-            notes: String::new(),
-            tags: vec![],
             created: t,
             updated: t,
-            exported: None,
-            kind: ProfileType::Profile,
-            spa_key_name: "Main".into(),
-            identity_provider_name: "local".into(),
-            hostname: String::new(),
-            profile_urls: vec![],
+            ..new_profile("Main")
         };
         let bytes = encode(&p);
         assert_eq!(
