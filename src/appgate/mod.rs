@@ -1,7 +1,7 @@
 //! The Appgate SDP Controller Admin API dialect, under `/admin`.
 
 mod client_profiles;
-pub mod export;
+pub(crate) mod export;
 mod global_settings;
 mod list;
 mod login;

@@ -133,7 +133,7 @@ async fn login_shows_the_message_of_the_day_and_tokens_expire() {
     let s = TestServer::start().await;
     let t = s.admin_token().await;
     let mut body = full();
-    body["administrationTokenExpiration"] = json!(0.02);
+    body["administrationTokenExpiration"] = json!(0.05);
     let r = s.appgate(Method::PUT, PATH, Some(&t), Some(body)).await;
     assert_eq!(r.status, 204);
     let login = s
@@ -146,9 +146,9 @@ async fn login_shows_the_message_of_the_day_and_tokens_expire() {
         s.appgate(Method::GET, PATH, Some(short), None).await.status,
         200
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     let r = s.appgate(Method::GET, PATH, Some(short), None).await;
-    assert_eq!(r.status, 401, "a 1.2 s token is dead after 1.5 s");
+    assert_eq!(r.status, 401, "a 3 s token is dead after 3.5 s");
     assert_eq!(
         s.appgate(Method::GET, PATH, Some(&t), None).await.status,
         200,
