@@ -14,6 +14,8 @@ pub struct Inner {
     pub store: Store,
     pub auth: Auth,
     pub config: Config,
+    /// Lowercase hex SHA-256 of the configured CA certificate, read once at start-up.
+    pub ca_fingerprint: Option<String>,
 }
 
 #[derive(Clone)]
@@ -30,6 +32,13 @@ impl App {
     /// Opens the store (repairing leftovers of unacknowledged writes) and creates the first
     /// administrator when there is no account yet.
     pub async fn open(config: Config) -> Result<App, StartError> {
+        let ca_fingerprint = match &config.ca_cert {
+            Some(path) => Some(
+                crate::appgate::export::ca_fingerprint(path)
+                    .map_err(|e| StartError::CaCert(format!("{}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
         let (store, report) =
             Store::open(&config.data_dir, &config.store).map_err(StartError::Open)?;
         for fixed in report.removed.iter().chain(&report.restored) {
@@ -46,6 +55,7 @@ impl App {
             store,
             auth,
             config,
+            ca_fingerprint,
         })))
     }
 }
@@ -99,6 +109,7 @@ pub enum StartError {
     Damaged(Vec<String>),
     WeakPassword(String),
     Store(String),
+    CaCert(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -114,6 +125,7 @@ impl std::fmt::Display for StartError {
                 write!(f, "PROFILED_ADMIN_PASSWORD is not accepted: {m}")
             }
             StartError::Store(m) => write!(f, "could not create the first administrator: {m}"),
+            StartError::CaCert(m) => write!(f, "cannot read the CA certificate {m}"),
         }
     }
 }

@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish on SIGINT/SIGTERM.
     #[arg(long, env = "PROFILED_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,
+    /// CA certificate (PEM or DER) whose SHA-256 fingerprint exported profile URLs carry as
+    /// `caFingerprint`; without it the field is left out.
+    #[arg(long, env = "PROFILED_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -117,6 +121,7 @@ impl ServeArgs {
         c.header_timeout = std::time::Duration::from_secs(self.header_timeout.max(1));
         c.body_timeout = std::time::Duration::from_secs(self.body_timeout.max(1));
         c.shutdown_timeout = std::time::Duration::from_secs(self.shutdown_timeout);
+        c.ca_cert = self.ca_cert.clone();
         c
     }
 }

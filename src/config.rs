@@ -25,6 +25,8 @@ pub struct Config {
     pub lockout: Duration,
     /// Password hashes computed at once.
     pub hash_concurrency: usize,
+    /// The CA certificate (PEM or DER) whose fingerprint exported profile URLs carry.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Config {
@@ -42,6 +44,7 @@ impl Config {
             hash_concurrency: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            ca_cert: None,
         }
     }
 }

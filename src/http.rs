@@ -107,8 +107,20 @@ pub fn require_form(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Reads a JSON body: 415 for another media type, 413 when too large, 400 when malformed.
+/// Reads a JSON body: 415 for another media type, 413 when too large, 400 when malformed
+/// or missing altogether.
 pub async fn read_json(req: Req, timeout: Duration) -> Result<serde_json::Value, ApiError> {
+    if !req.headers().contains_key(CONTENT_TYPE) {
+        // No body at all is a missing JSON body (400), not a body of the wrong type (415).
+        let body = read_body(req, timeout).await?;
+        if body.is_empty() {
+            return Err(ApiError::bad_request("A JSON body is required."));
+        }
+        return Err(ApiError::new(
+            Kind::UnsupportedMediaType,
+            "Content-Type must be application/json.",
+        ));
+    }
     require_json(req.headers())?;
     let body = read_body(req, timeout).await?;
     parse_json(&body)

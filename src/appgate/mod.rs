@@ -1,7 +1,12 @@
 //! The Appgate SDP Controller Admin API dialect, under `/admin`.
 
 pub mod backup;
+mod client_profiles;
+pub(crate) mod export;
+mod global_settings;
+mod list;
 mod login;
+mod profile_body;
 
 use hyper::Method;
 use hyper::header::{ACCEPT, HeaderMap};
@@ -36,6 +41,31 @@ pub async fn route(app: &App, req: Req, path: &str) -> Result<Resp, ApiError> {
         ["authentication", "logout"] => match method {
             Method::POST => login::logout(app, req).await,
             _ => Err(ApiError::method_not_allowed("POST")),
+        },
+        ["client-profiles"] => match method {
+            Method::GET => list::list(app, req).await,
+            Method::POST => client_profiles::create(app, req).await,
+            _ => Err(ApiError::method_not_allowed("GET, POST")),
+        },
+        ["client-profiles", id] => match method {
+            Method::GET => client_profiles::get(app, req, id).await,
+            Method::PUT => client_profiles::update(app, req, id).await,
+            Method::DELETE => client_profiles::delete(app, req, id).await,
+            _ => Err(ApiError::method_not_allowed("GET, PUT, DELETE")),
+        },
+        ["client-profiles", id, "url"] => match method {
+            Method::GET => client_profiles::export_url(app, req, id).await,
+            _ => Err(ApiError::method_not_allowed("GET")),
+        },
+        ["client-profiles", id, "barcode"] => match method {
+            Method::GET => client_profiles::export_barcode(app, req, id).await,
+            _ => Err(ApiError::method_not_allowed("GET")),
+        },
+        ["global-settings"] => match method {
+            Method::GET => global_settings::get(app, req).await,
+            Method::PUT => global_settings::put(app, req).await,
+            Method::DELETE => global_settings::delete(app, req).await,
+            _ => Err(ApiError::method_not_allowed("GET, PUT, DELETE")),
         },
         _ => Err(ApiError::not_found(
             "The requested resource can not be found.",

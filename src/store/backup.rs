@@ -51,7 +51,7 @@ impl Store {
             collective_id: self.meta().get(META_COLLECTIVE)?,
             settings: self.inner.settings.get(super::settings::KEY)?,
             accounts: values(&self.inner.tables.accounts.records)?,
-            client_profiles: Vec::new(),
+            client_profiles: values(&self.inner.tables.client_profiles.table.records)?,
         })
     }
 }
@@ -144,10 +144,7 @@ pub fn import(dir: &Path, input: impl BufRead) -> Result<(usize, usize), String>
             dir.display()
         ));
     }
-    let db = sled::Config::new()
-        .path(dir)
-        .open()
-        .map_err(|e| e.to_string())?;
+    let db = super::open_sled(dir, &super::StoreOptions::default()).map_err(|e| e.to_string())?;
     let result = restore(&db, input);
     db.flush().map_err(|e| e.to_string())?;
     drop(db);

@@ -3,6 +3,7 @@
 
 mod accounts;
 pub mod backup;
+mod client_profiles;
 mod commit;
 mod sessions;
 mod settings;
@@ -13,9 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use accounts::{Account, NewAccount, email_key};
+pub use client_profiles::{ClientProfile, Direction, ProfileType, ProfileUrl, name_key};
 pub use sessions::Session;
 pub use settings::{AuditLogPersistenceMode, GlobalSettings, SpaMode};
 
+use client_profiles::ProfileTable;
 use commit::GroupCommit;
 use unique::{RepairReport, UniqueTable};
 
@@ -35,6 +38,8 @@ pub(crate) const TREE_ID_ACCOUNT: &str = "accountid_account";
 pub(crate) const TREE_EMAIL_ACCOUNT: &str = "email_accountid";
 pub(crate) const TREE_TOKENHASH_SESSION: &str = "tokenhash_session";
 pub(crate) const TREE_SETTINGS: &str = "settings";
+pub(crate) const TREE_ID_CLIENT_PROFILE: &str = "clientprofileid_clientprofile";
+pub(crate) const TREE_NAME_CLIENT_PROFILE: &str = "name_clientprofileid";
 
 /// Errors of the storage layer. Expected outcomes (conflicts, absence) are typed apart from
 /// failures of the database itself, which are logged where they are turned into a 500.
@@ -132,6 +137,7 @@ impl Default for StoreOptions {
 /// Every uniquely indexed table, opened by name in one place (for the server and for import).
 pub(crate) struct Tables {
     pub(crate) accounts: UniqueTable,
+    pub(crate) client_profiles: ProfileTable,
 }
 
 impl Tables {
@@ -142,19 +148,33 @@ impl Tables {
                 db.open_tree(TREE_EMAIL_ACCOUNT)?,
                 gate.clone(),
             ),
+            // Repair touches only the index, so the count taken here stays right.
+            client_profiles: ProfileTable::new(UniqueTable::new(
+                db.open_tree(TREE_ID_CLIENT_PROFILE)?,
+                db.open_tree(TREE_NAME_CLIENT_PROFILE)?,
+                gate.clone(),
+            )),
         })
     }
 
     /// Each table with the name of its key and how to read that key from a record.
-    fn each(&self) -> [(&'static str, &UniqueTable, unique::KeyOf); 1] {
-        [("email", &self.accounts, accounts::email_key_of)]
+    fn each(&self) -> [(&'static str, &UniqueTable, unique::KeyOf); 2] {
+        [
+            ("email", &self.accounts, accounts::email_key_of),
+            (
+                "name",
+                &self.client_profiles.table,
+                client_profiles::name_key_of,
+            ),
+        ]
     }
 
     /// Inserts a client profile record as stored (import).
-    pub(crate) fn insert_client_profile_raw(&self, _record: Vec<u8>) -> Result<(), StoreError> {
-        Err(StoreError::Corrupt(
-            "client profiles are not supported yet".into(),
-        ))
+    pub(crate) fn insert_client_profile_raw(&self, record: Vec<u8>) -> Result<(), StoreError> {
+        let profile: ClientProfile = decode(&record)?;
+        self.client_profiles
+            .table
+            .insert(profile.id.as_bytes(), &profile.name_key(), record)
     }
 }
 
@@ -169,6 +189,29 @@ struct Inner {
     secret: [u8; 32],
     commit: GroupCommit,
     dir: PathBuf,
+}
+
+/// Opens sled, waiting up to two seconds for its file lock: sled releases the lock from a
+/// background thread shortly after the last handle is dropped, so a reopen in the same process
+/// (restart in tests, `import`) can find it still held. Another running server keeps it, and
+/// then the error stands.
+fn open_sled(dir: &Path, options: &StoreOptions) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_capacity)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A cheap handle to the open database; clone it freely.
@@ -211,11 +254,7 @@ impl Store {
             cause,
         };
         std::fs::create_dir_all(dir).map_err(|e| unreadable(e.to_string()))?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(options.cache_capacity)
-            .open()
-            .map_err(|e| unreadable(e.to_string()))?;
+        let db = open_sled(dir, options).map_err(|e| unreadable(e.to_string()))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| unreadable(e.to_string()));
         let meta = tree(META)?;
         match meta

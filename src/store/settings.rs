@@ -79,7 +79,9 @@ impl GlobalSettings {
             .administration_token_expiration
             .as_f64()
             .unwrap_or(720.0);
-        (minutes * 60_000.0).clamp(1.0, i64::MAX as f64) as i64
+        // Capped so that an expiry time can always be computed and shown.
+        const TEN_YEARS_MS: f64 = 10.0 * 366.0 * 24.0 * 3_600_000.0;
+        (minutes * 60_000.0).clamp(1.0, TEN_YEARS_MS) as i64
     }
 }
 

@@ -144,7 +144,6 @@ impl UniqueTable {
         }
     }
 
-    #[expect(dead_code, reason = "client-profile deletion uses it")]
     pub(crate) fn remove(&self, id: &[u8], old: &IVec, key: &[u8]) -> Result<Swap, StoreError> {
         let _gate = self.enter();
         match self

@@ -2,7 +2,14 @@
 
 mod admin_profiles;
 mod backup;
+mod client_profile_concurrency;
+mod client_profile_export;
+mod client_profile_list;
+mod client_profile_validation;
+mod client_profiles;
+mod crash;
 mod foundation;
+mod global_settings;
 mod helpers;
 mod lifecycle;
 mod login;

@@ -1,0 +1,295 @@
+//! `/admin/client-profiles`: create, read, replace and delete one profile, and its two
+//! exports (the `appgate://` link and its QR code). Listing is in `list.rs`.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::export;
+use super::ok;
+use super::profile_body::{self, ProfileInput, UrlInput};
+use crate::app::App;
+use crate::auth::Privilege;
+use crate::clock;
+use crate::error::{ApiError, FieldError};
+use crate::http::{self, Req, Resp};
+use crate::store::{ClientProfile, ProfileType, ProfileUrl, StoreError};
+
+/// A path id that is not a UUID names nothing: 404, like an unknown one.
+pub fn path_id(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s).map_err(|_| not_found())
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("The requested client profile can not be found.")
+}
+
+fn name_taken(name: &str) -> ApiError {
+    ApiError::conflict(format!(
+        "The name '{name}' is already used by another client profile."
+    ))
+}
+
+/// The profile as Appgate shows it: write-only links left out, `globalHostname` filled in.
+pub fn to_json(p: &ClientProfile, global_hostname: &str) -> Value {
+    let mut o = Map::new();
+    o.insert("id".into(), p.id.to_string().into());
+    o.insert("name".into(), p.name.clone().into());
+    o.insert("notes".into(), p.notes.clone().into());
+    o.insert("created".into(), clock::appgate(p.created).into());
+    o.insert("updated".into(), clock::appgate(p.updated).into());
+    o.insert("tags".into(), p.tags.clone().into());
+    o.insert("type".into(), p.kind.as_str().into());
+    match p.kind {
+        ProfileType::Profile => {
+            o.insert("spaKeyName".into(), p.spa_key_name.clone().into());
+            o.insert(
+                "identityProviderName".into(),
+                p.identity_provider_name.clone().into(),
+            );
+            if !p.hostname.is_empty() {
+                o.insert("hostname".into(), p.hostname.clone().into());
+            }
+            o.insert("globalHostname".into(), global_hostname.into());
+        }
+        ProfileType::Group => {
+            let urls = p
+                .profile_urls
+                .iter()
+                .map(|u| {
+                    json!({"id": u.id, "hostname": u.hostname, "profileName": u.profile_name, "weight": u.weight})
+                })
+                .collect();
+            o.insert("profileUrls".into(), Value::Array(urls));
+        }
+    }
+    if let Some(t) = p.exported {
+        o.insert("exported".into(), clock::appgate(t).into());
+    }
+    Value::Object(o)
+}
+
+/// Default SPA key name: the profile name without white space, as real exported links show.
+fn default_key_name(name: &str) -> String {
+    name.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// The group members to store. A member without a link keeps the one stored under its id
+/// in `old` (the links are write-only); with no such member it is refused.
+fn resolve_urls(inputs: &[UrlInput], old: &[ProfileUrl]) -> Result<Vec<ProfileUrl>, ApiError> {
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let id = input.id.unwrap_or_else(Uuid::new_v4);
+        let (url, hostname, profile_name) = match &input.url {
+            Some((url, parsed)) => (
+                url.clone(),
+                parsed.hostname.clone(),
+                parsed.profile_name.clone(),
+            ),
+            None => match old.iter().find(|o| Some(o.id) == input.id) {
+                Some(o) => (o.url.clone(), o.hostname.clone(), o.profile_name.clone()),
+                None => {
+                    errors.push(FieldError::new(
+                        format!("profileUrls.{i}.url"),
+                        "may not be null",
+                    ));
+                    continue;
+                }
+            },
+        };
+        if out.iter().any(|u: &ProfileUrl| u.id == id) {
+            errors.push(FieldError::new(
+                format!("profileUrls.{i}.id"),
+                "is used by another member of this group",
+            ));
+            continue;
+        }
+        out.push(ProfileUrl {
+            id,
+            url,
+            hostname,
+            profile_name,
+            weight: input.weight,
+        });
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// Writes `input` over `p`, leaving what the server owns (id, created, exported).
+fn apply(p: &mut ClientProfile, input: &ProfileInput, now: OffsetDateTime) -> Result<(), ApiError> {
+    p.profile_urls = match input.kind {
+        ProfileType::Group => resolve_urls(&input.profile_urls, &p.profile_urls)?,
+        ProfileType::Profile => Vec::new(),
+    };
+    p.name = input.name.clone();
+    p.notes = input.notes.clone();
+    p.tags = input.tags.clone();
+    p.kind = input.kind;
+    p.updated = now;
+    (p.spa_key_name, p.identity_provider_name, p.hostname) = match input.kind {
+        ProfileType::Profile => (
+            if input.spa_key_name.is_empty() {
+                default_key_name(&input.name)
+            } else {
+                input.spa_key_name.clone()
+            },
+            input.identity_provider_name.clone(),
+            input.hostname.clone(),
+        ),
+        ProfileType::Group => Default::default(),
+    };
+    Ok(())
+}
+
+pub async fn create(app: &App, req: Req) -> Result<Resp, ApiError> {
+    let caller = app.auth.authenticate(req.headers())?;
+    caller.require(Privilege::CreateClientProfiles)?;
+    let body = http::read_json(req, app.config.body_timeout).await?;
+    let input = profile_body::parse(&body, None)?;
+    let now = clock::now();
+    let mut profile = ClientProfile {
+        id: input.id.unwrap_or_else(Uuid::new_v4),
+        name: String::new(),
+        notes: String::new(),
+        tags: Vec::new(),
+        created: now,
+        updated: now,
+        exported: None,
+        kind: input.kind,
+        spa_key_name: String::new(),
+        identity_provider_name: String::new(),
+        hostname: String::new(),
+        profile_urls: Vec::new(),
+    };
+    apply(&mut profile, &input, now)?;
+    match app.store.create_client_profile(&profile).await {
+        Ok(()) => {}
+        Err(StoreError::KeyTaken) => return Err(name_taken(&profile.name)),
+        Err(StoreError::IdTaken) => {
+            return Err(ApiError::conflict(format!(
+                "A client profile with id {} already exists.",
+                profile.id
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let global = app.store.settings()?.profile_hostname;
+    Ok(ok(&to_json(&profile, &global)))
+}
+
+pub async fn get(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
+    let caller = app.auth.authenticate(req.headers())?;
+    caller.require(Privilege::ViewClientProfiles)?;
+    let id = path_id(id)?;
+    let profile = app.store.client_profile(&id)?.ok_or_else(not_found)?;
+    let global = app.store.settings()?.profile_hostname;
+    Ok(ok(&to_json(&profile, &global)))
+}
+
+/// Why a replacement failed: the body (already an API error) or the store.
+enum PutError {
+    Api(ApiError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for PutError {
+    fn from(e: StoreError) -> Self {
+        PutError::Store(e)
+    }
+}
+
+pub async fn update(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
+    let caller = app.auth.authenticate(req.headers())?;
+    caller.require(Privilege::EditClientProfiles)?;
+    let id = path_id(id)?;
+    let body = http::read_json(req, app.config.body_timeout).await?;
+    let input = profile_body::parse(&body, Some(id))?;
+    let now = clock::now();
+    let result = app
+        .store
+        .update_client_profile(&id, |p| apply(p, &input, now).map_err(PutError::Api))
+        .await;
+    let profile = match result {
+        Ok(p) => p,
+        Err(PutError::Api(e)) => return Err(e),
+        Err(PutError::Store(StoreError::KeyTaken)) => return Err(name_taken(&input.name)),
+        Err(PutError::Store(StoreError::NotFound)) => return Err(not_found()),
+        Err(PutError::Store(e)) => return Err(e.into()),
+    };
+    let global = app.store.settings()?.profile_hostname;
+    Ok(ok(&to_json(&profile, &global)))
+}
+
+pub async fn delete(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
+    let caller = app.auth.authenticate(req.headers())?;
+    caller.require(Privilege::DeleteClientProfiles)?;
+    let id = path_id(id)?;
+    match app.store.delete_client_profile(&id).await {
+        Ok(()) => Ok(http::no_content()),
+        Err(StoreError::NotFound) => Err(not_found()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Builds the profile's link and stamps `exported` (leaving `updated` alone).
+async fn export_link(app: &App, req: &Req, id: &str) -> Result<String, ApiError> {
+    let caller = app.auth.authenticate(req.headers())?;
+    caller.require(Privilege::ExportClientProfiles)?;
+    let id = path_id(id)?;
+    let profile = app.store.client_profile(&id)?.ok_or_else(not_found)?;
+    if profile.kind == ProfileType::Group {
+        return Err(ApiError::field(
+            "type",
+            "a Group has no link of its own; export its member profiles",
+        ));
+    }
+    let settings = app.store.settings()?;
+    let host = if profile.hostname.is_empty() {
+        settings.profile_hostname.clone()
+    } else {
+        profile.hostname.clone()
+    };
+    if host.is_empty() {
+        return Err(ApiError::field(
+            "hostname",
+            "no host name for the link: set the profile's hostname or the global profileHostname",
+        ));
+    }
+    let now = clock::now();
+    let stamped = app
+        .store
+        .update_client_profile(&id, |p| {
+            p.exported = Some(now);
+            Ok::<(), StoreError>(())
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => not_found(),
+            e => e.into(),
+        })?;
+    Ok(export::profile_url(
+        &stamped,
+        &host,
+        settings.spa_mode,
+        app.store.secret(),
+        app.ca_fingerprint.as_deref(),
+    ))
+}
+
+pub async fn export_url(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
+    let url = export_link(app, &req, id).await?;
+    Ok(ok(&json!({ "url": url })))
+}
+
+pub async fn export_barcode(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
+    let url = export_link(app, &req, id).await?;
+    let png = export::qr_png(&url).map_err(ApiError::internal)?;
+    Ok(ok(&json!({ "barcode": STANDARD.encode(png) })))
+}

@@ -1,0 +1,196 @@
+//! `/admin/global-settings`: view, replace (204) and reset (204). `backupPassphrase` is
+//! write-only and `collectiveId` read-only.
+
+use serde_json::{Map, Number, Value, json};
+
+use super::ok;
+use super::profile_body::is_hostname;
+use crate::app::App;
+use crate::auth::Privilege;
+use crate::error::{ApiError, FieldError};
+use crate::http::{self, Req, Resp};
+use crate::store::{AuditLogPersistenceMode, GlobalSettings, SpaMode};
+
+/// Length limits (characters) of the free-text settings.
+pub const MAX_MESSAGE: usize = 4096;
+pub const MAX_COLLECTIVE_NAME: usize = 256;
+pub const MAX_PASSPHRASE: usize = 1024;
+
+fn spa_mode_name(m: SpaMode) -> &'static str {
+    match m {
+        SpaMode::Tcp => "TCP",
+        SpaMode::UdpTcp => "UDP-TCP",
+    }
+}
+
+fn audit_mode_name(m: AuditLogPersistenceMode) -> &'static str {
+    match m {
+        AuditLogPersistenceMode::Default => "Default",
+        AuditLogPersistenceMode::Guaranteed => "Guaranteed",
+        AuditLogPersistenceMode::Performance => "Performance",
+    }
+}
+
+pub fn to_json(s: &GlobalSettings) -> Value {
+    json!({
+        "claimsTokenExpiration": s.claims_token_expiration,
+        "entitlementTokenExpiration": s.entitlement_token_expiration,
+        "administrationTokenExpiration": s.administration_token_expiration,
+        "vpnCertificateExpiration": s.vpn_certificate_expiration,
+        "registeredDeviceExpirationDays": s.registered_device_expiration_days,
+        "spaMode": spa_mode_name(s.spa_mode),
+        "spaTimeWindowSeconds": s.spa_time_window_seconds,
+        "loginBannerMessage": s.login_banner_message,
+        "messageOfTheDay": s.message_of_the_day,
+        "backupApiEnabled": s.backup_api_enabled,
+        "geoIpUpdates": s.geo_ip_updates,
+        "auditLogPersistenceMode": audit_mode_name(s.audit_log_persistence_mode),
+        "profileHostname": s.profile_hostname,
+        "collectiveName": s.collective_name,
+        "collectiveId": s.collective_id,
+    })
+}
+
+/// Reads a body over the current settings. Required fields must be present; an optional
+/// field that is absent (or null) keeps its current value, which is what keeps the
+/// write-only passphrase when a client sends back what it read.
+fn apply(body: &Map<String, Value>, s: &mut GlobalSettings) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let present = |key: &str| body.get(key).filter(|v| !v.is_null());
+    let mut number = |key: &str, required: bool, slot: &mut Number| match present(key) {
+        None if required => errors.push(FieldError::new(key, "may not be null")),
+        None => {}
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f >= 0.0) => *slot = n.clone(),
+        Some(Value::Number(_)) => errors.push(FieldError::new(key, "must be at least 0")),
+        Some(_) => errors.push(FieldError::new(key, "must be a number")),
+    };
+    number(
+        "claimsTokenExpiration",
+        true,
+        &mut s.claims_token_expiration,
+    );
+    number(
+        "entitlementTokenExpiration",
+        true,
+        &mut s.entitlement_token_expiration,
+    );
+    number(
+        "administrationTokenExpiration",
+        true,
+        &mut s.administration_token_expiration,
+    );
+    number(
+        "vpnCertificateExpiration",
+        true,
+        &mut s.vpn_certificate_expiration,
+    );
+    number(
+        "registeredDeviceExpirationDays",
+        false,
+        &mut s.registered_device_expiration_days,
+    );
+    number(
+        "spaTimeWindowSeconds",
+        false,
+        &mut s.spa_time_window_seconds,
+    );
+
+    let mut text = |key: &str, max: usize, slot: &mut String| match present(key) {
+        None => {}
+        Some(Value::String(v)) if v.chars().count() > max => errors.push(FieldError::new(
+            key,
+            format!("size must be at most {max} characters"),
+        )),
+        Some(Value::String(v)) => *slot = v.clone(),
+        Some(_) => errors.push(FieldError::new(key, "must be a string")),
+    };
+    text(
+        "loginBannerMessage",
+        MAX_MESSAGE,
+        &mut s.login_banner_message,
+    );
+    text("messageOfTheDay", MAX_MESSAGE, &mut s.message_of_the_day);
+    text(
+        "collectiveName",
+        MAX_COLLECTIVE_NAME,
+        &mut s.collective_name,
+    );
+    let mut host = s.profile_hostname.clone();
+    text(
+        "profileHostname",
+        super::profile_body::MAX_HOSTNAME,
+        &mut host,
+    );
+    let mut passphrase = s.backup_passphrase.clone().unwrap_or_default();
+    text("backupPassphrase", MAX_PASSPHRASE, &mut passphrase);
+
+    let mut flag = |key: &str, slot: &mut bool| match present(key) {
+        None => {}
+        Some(Value::Bool(b)) => *slot = *b,
+        Some(_) => errors.push(FieldError::new(key, "must be a boolean")),
+    };
+    flag("backupApiEnabled", &mut s.backup_api_enabled);
+    flag("geoIpUpdates", &mut s.geo_ip_updates);
+
+    match present("spaMode").map(Value::as_str) {
+        None => {}
+        Some(Some("TCP")) => s.spa_mode = SpaMode::Tcp,
+        Some(Some("UDP-TCP")) => s.spa_mode = SpaMode::UdpTcp,
+        Some(_) => errors.push(FieldError::new("spaMode", "must be one of TCP, UDP-TCP")),
+    }
+    match present("auditLogPersistenceMode").map(Value::as_str) {
+        None => errors.push(FieldError::new(
+            "auditLogPersistenceMode",
+            "may not be null",
+        )),
+        Some(Some("Default")) => s.audit_log_persistence_mode = AuditLogPersistenceMode::Default,
+        Some(Some("Guaranteed")) => {
+            s.audit_log_persistence_mode = AuditLogPersistenceMode::Guaranteed
+        }
+        Some(Some("Performance")) => {
+            s.audit_log_persistence_mode = AuditLogPersistenceMode::Performance
+        }
+        Some(_) => errors.push(FieldError::new(
+            "auditLogPersistenceMode",
+            "must be one of Default, Guaranteed, Performance",
+        )),
+    }
+    if !host.is_empty() && !is_hostname(&host) {
+        errors.push(FieldError::new(
+            "profileHostname",
+            "must be a host name or address (letters, digits and - . _ : [ ])",
+        ));
+    }
+    s.profile_hostname = host;
+    s.backup_passphrase = Some(passphrase).filter(|p| !p.is_empty());
+    errors
+}
+
+pub async fn get(app: &App, req: Req) -> Result<Resp, ApiError> {
+    let caller = app.auth.authenticate(req.headers())?;
+    caller.require(Privilege::ViewGlobalSettings)?;
+    Ok(ok(&to_json(&app.store.settings()?)))
+}
+
+pub async fn put(app: &App, req: Req) -> Result<Resp, ApiError> {
+    let caller = app.auth.authenticate(req.headers())?;
+    caller.require(Privilege::EditGlobalSettings)?;
+    let body = http::read_json(req, app.config.body_timeout).await?;
+    let Value::Object(body) = body else {
+        return Err(ApiError::bad_request("The body must be a JSON object."));
+    };
+    let mut settings = app.store.settings()?;
+    let errors = apply(&body, &mut settings);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    app.store.put_settings(settings).await?;
+    Ok(http::no_content())
+}
+
+pub async fn delete(app: &App, req: Req) -> Result<Resp, ApiError> {
+    let caller = app.auth.authenticate(req.headers())?;
+    caller.require(Privilege::EditGlobalSettings)?;
+    app.store.reset_settings().await?;
+    Ok(http::no_content())
+}
