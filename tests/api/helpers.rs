@@ -228,7 +228,7 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// One request on a fresh connection.
+/// One request on a fresh connection; panics when there is no answer.
 pub async fn send(
     addr: SocketAddr,
     method: Method,
@@ -236,31 +236,9 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> TestResponse {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    try_send(addr, method, path, headers, body)
         .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req.body(Full::new(body)).expect("request");
-    let resp = tokio::time::timeout(Duration::from_secs(60), sender.send_request(req))
-        .await
-        .expect("answer in time")
-        .expect("response");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    TestResponse {
-        status,
-        headers,
-        body,
-    }
+        .unwrap_or_else(|| panic!("no answer from {addr}{path}"))
 }
 
 /// The compiled binary.
