@@ -254,6 +254,10 @@ impl Store {
             cause,
         };
         std::fs::create_dir_all(dir).map_err(|e| unreadable(e.to_string()))?;
+        // sled treats a damaged log as a torn tail and may recover it as empty: a database file
+        // with content but without profiled's stamp (written and flushed before a store ever
+        // serves) is damaged, not new.
+        let existed = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
         let db = open_sled(dir, options).map_err(|e| unreadable(e.to_string()))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| unreadable(e.to_string()));
         let meta = tree(META)?;
@@ -270,6 +274,11 @@ impl Store {
                 if found > SCHEMA_VERSION {
                     return Err(OpenError::NewerSchema { found });
                 }
+            }
+            None if existed => {
+                return Err(unreadable(
+                    "the database file exists but sled recovered no profiled data from it: it is damaged (or was not written by profiled)".into(),
+                ));
             }
             None => {
                 meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())

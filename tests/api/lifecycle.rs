@@ -226,3 +226,53 @@ fn help_explains_every_flag_and_variable() {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
 }
+
+#[tokio::test]
+async fn a_damaged_database_is_refused_not_reinitialised() {
+    let s = TestServer::start().await;
+    let (dir, config) = s.stop().await;
+    // Flip bytes all over sled's log: sled recovers such a log as empty.
+    let path = dir.path().join("db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in bytes.iter_mut().step_by(97) {
+        *b ^= 0xFF;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let err = match profiled::App::open(config).await {
+        Ok(_) => panic!("a damaged database was opened (and would get a new administrator)"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("damaged"), "{err}");
+    assert!(err.contains("restore it from a backup"), "{err}");
+}
+
+#[tokio::test]
+async fn two_records_claiming_one_key_stop_the_server_from_starting() {
+    let s = TestServer::start().await;
+    let admin = s.app.store.account_by_email(ADMIN_EMAIL).unwrap().unwrap();
+    let (dir, config) = s.stop().await;
+    {
+        // A second record with the administrator's e-mail: no repair can choose between them.
+        let db = sled::open(dir.path()).unwrap();
+        let mut twin = serde_json::to_value(&admin).unwrap();
+        twin["id"] = json!("iuser99999");
+        db.open_tree("accountid_account")
+            .unwrap()
+            .insert("iuser99999", serde_json::to_vec(&twin).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = match profiled::App::open(config).await {
+        Ok(_) => panic!("started on an inconsistent database"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("both claim email"), "{err}");
+    assert!(err.contains("restore from a backup"), "{err}");
+    let out = Command::new(BIN)
+        .args(["check", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("damaged:"));
+}
