@@ -251,6 +251,14 @@ pub struct Process {
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+/// A test that fails half-way must not leave its server running.
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Process {
     pub fn start(dir: &Path, password: Option<&str>) -> Process {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
