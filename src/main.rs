@@ -8,6 +8,11 @@ use clap::Parser;
 use profiled::cli::{Cli, Command, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
+// sled copies a node on every write and hyper, serde_json and the handlers allocate per
+// request; glibc's malloc took a fifth of the server's CPU under load (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
