@@ -10,6 +10,8 @@ use tracing_subscriber::EnvFilter;
 
 // sled copies a node on every write and hyper, serde_json and the handlers allocate per
 // request; glibc's malloc took a fifth of the server's CPU under load (docs/benchmarks.md).
+// Built without transparent huge pages (`no_thp`): with them, resident memory after a scan
+// of 100,000 profiles was three times glibc's; without, it is within 15 %.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
