@@ -2,11 +2,14 @@
 //! Appgate's `{id, message[, errors]}` under `/admin`, Oracle's `{errorCode, message, status,
 //! type[, errors]}` under `/ccadmin`. Internal detail is logged here, once, and never sent.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::store::StoreError;
 
@@ -243,11 +246,12 @@ impl ApiError {
 
     pub fn into_response(self, dialect: Dialect) -> Response<Full<Bytes>> {
         let status = self.kind.status(dialect);
-        let body = match dialect {
-            Dialect::Appgate => self.appgate_body(status),
-            Dialect::Occ => self.occ_body(status),
+        let mut resp = match dialect {
+            Dialect::Appgate => {
+                crate::http::json_response(status, &self.appgate_body(status), dialect)
+            }
+            Dialect::Occ => crate::http::json_response(status, &self.occ_body(status), dialect),
         };
-        let mut resp = crate::http::json_response(status, &body, dialect);
         let headers = resp.headers_mut();
         if let Some(allow) = self.allow {
             headers.insert(ALLOW, HeaderValue::from_static(allow));
@@ -265,72 +269,113 @@ impl ApiError {
         resp
     }
 
-    fn appgate_body(&self, status: StatusCode) -> Value {
-        let id = status
-            .canonical_reason()
-            .unwrap_or("error")
-            .to_ascii_lowercase();
-        let mut body = Map::new();
-        body.insert("id".into(), Value::String(id));
-        body.insert("message".into(), Value::String(self.message.clone()));
-        if self.kind == Kind::Validation && !self.errors.is_empty() {
-            body.insert("message".into(), Value::String("Validation failed.".into()));
-            let errors = self
-                .errors
-                .iter()
-                .map(|e| json!({"field": e.field, "message": e.message}))
-                .collect();
-            body.insert("errors".into(), Value::Array(errors));
+    fn appgate_body(&self, status: StatusCode) -> AppgateBody<'_> {
+        let validation = self.kind == Kind::Validation && !self.errors.is_empty();
+        AppgateBody {
+            id: status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_ascii_lowercase(),
+            message: if validation {
+                "Validation failed."
+            } else {
+                &self.message
+            },
+            errors: validation.then(|| {
+                self.errors
+                    .iter()
+                    .map(|e| AppgateField {
+                        field: &e.field,
+                        message: &e.message,
+                    })
+                    .collect()
+            }),
+            failure_type: (self.kind == Kind::LoginFailed).then_some("Login"),
+            extra: &self.extra,
         }
-        if self.kind == Kind::LoginFailed {
-            body.insert("failureType".into(), Value::String("Login".into()));
-        }
-        body.extend(self.extra.clone());
-        Value::Object(body)
     }
 
-    fn occ_body(&self, status: StatusCode) -> Value {
+    fn occ_body(&self, status: StatusCode) -> OccBody<'_> {
         let status_s = status.as_u16().to_string();
-        let code = self
-            .code
-            .map(str::to_string)
-            .unwrap_or_else(|| match self.kind {
-                Kind::BadRequest | Kind::Validation => "22007".to_string(),
-                _ => status_s.clone(),
-            });
+        let code = match (self.code, self.kind) {
+            (Some(code), _) => Cow::Borrowed(code),
+            (None, Kind::BadRequest | Kind::Validation) => Cow::Borrowed("22007"),
+            (None, _) => Cow::Owned(status_s.clone()),
+        };
         let type_url = format!(
             "https://www.rfc-editor.org/rfc/rfc9110#status.{}",
             status.as_u16()
         );
-        let mut body = Map::new();
-        body.insert("errorCode".into(), Value::String(code.clone()));
-        body.insert("message".into(), Value::String(self.message.clone()));
-        body.insert("status".into(), Value::String(status_s.clone()));
-        body.insert("type".into(), Value::String(type_url.clone()));
-        if !self.errors.is_empty() {
-            if self.errors.len() == 1 {
-                body.insert(
-                    "o:errorPath".into(),
-                    Value::String(self.errors[0].field.clone()),
-                );
-            }
-            let errors = self
-                .errors
+        let errors = (!self.errors.is_empty()).then(|| {
+            self.errors
                 .iter()
-                .map(|e| {
-                    json!({
-                        "errorCode": e.code.unwrap_or(code.as_str()),
-                        "message": e.message,
-                        "status": status_s,
-                        "type": type_url,
-                        "o:errorPath": e.field,
-                    })
+                .map(|e| OccField {
+                    error_code: e.code.map_or_else(|| code.clone(), Cow::Borrowed),
+                    message: &e.message,
+                    status: status_s.clone(),
+                    type_url: type_url.clone(),
+                    error_path: &e.field,
                 })
-                .collect();
-            body.insert("errors".into(), Value::Array(errors));
+                .collect()
+        });
+        OccBody {
+            error_code: code,
+            message: &self.message,
+            status: status_s,
+            type_url,
+            error_path: match self.errors.as_slice() {
+                [one] => Some(&one.field),
+                _ => None,
+            },
+            errors,
         }
-        Value::Object(body)
     }
+}
+
+/// Appgate's error body, written straight from the error without building a JSON tree.
+#[derive(Serialize)]
+struct AppgateBody<'a> {
+    id: String,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<AppgateField<'a>>>,
+    #[serde(rename = "failureType", skip_serializing_if = "Option::is_none")]
+    failure_type: Option<&'static str>,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct AppgateField<'a> {
+    field: &'a str,
+    message: &'a str,
+}
+
+/// Oracle's error body; every member is a string, as Oracle sends them.
+#[derive(Serialize)]
+struct OccBody<'a> {
+    #[serde(rename = "errorCode")]
+    error_code: Cow<'a, str>,
+    message: &'a str,
+    status: String,
+    #[serde(rename = "type")]
+    type_url: String,
+    #[serde(rename = "o:errorPath", skip_serializing_if = "Option::is_none")]
+    error_path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<OccField<'a>>>,
+}
+
+#[derive(Serialize)]
+struct OccField<'a> {
+    #[serde(rename = "errorCode")]
+    error_code: Cow<'a, str>,
+    message: &'a str,
+    status: String,
+    #[serde(rename = "type")]
+    type_url: String,
+    #[serde(rename = "o:errorPath")]
+    error_path: &'a str,
 }
 
 impl From<StoreError> for ApiError {
@@ -380,6 +425,53 @@ mod tests {
             assert_eq!(status, 500);
             assert!(!b.to_string().contains("secret detail"), "{b}");
         }
+    }
+
+    fn raw(resp: Response<Full<Bytes>>) -> String {
+        use http_body_util::BodyExt;
+        let bytes = futures_util::FutureExt::now_or_never(resp.into_body().collect())
+            .expect("a full body is ready")
+            .expect("infallible")
+            .to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn bodies_keep_their_member_order_byte_for_byte() {
+        let two = || {
+            ApiError::validation(vec![
+                FieldError::new("name", "may not be null"),
+                FieldError::new("tags.1", "bad \"tag\"").code("23006"),
+            ])
+        };
+        assert_eq!(
+            raw(two().into_response(Dialect::Appgate)),
+            r#"{"id":"unprocessable entity","message":"Validation failed.","errors":[{"field":"name","message":"may not be null"},{"field":"tags.1","message":"bad \"tag\""}]}"#
+        );
+        assert_eq!(
+            raw(two().into_response(Dialect::Occ)),
+            r#"{"errorCode":"22007","message":"Validation failed.","status":"400","type":"https://www.rfc-editor.org/rfc/rfc9110#status.400","errors":[{"errorCode":"22007","message":"may not be null","status":"400","type":"https://www.rfc-editor.org/rfc/rfc9110#status.400","o:errorPath":"name"},{"errorCode":"23006","message":"bad \"tag\"","status":"400","type":"https://www.rfc-editor.org/rfc/rfc9110#status.400","o:errorPath":"tags.1"}]}"#
+        );
+        assert_eq!(
+            raw(ApiError::login_failed().into_response(Dialect::Appgate)),
+            r#"{"id":"unauthorized","message":"Invalid username or password.","failureType":"Login"}"#
+        );
+        let mut e = ApiError::new(Kind::NotAcceptable, "No.");
+        e.extra
+            .insert("minSupportedVersion".into(), Value::from(18));
+        e.extra
+            .insert("maxSupportedVersion".into(), Value::from(23));
+        assert_eq!(
+            raw(e.into_response(Dialect::Appgate)),
+            r#"{"id":"not acceptable","message":"No.","minSupportedVersion":18,"maxSupportedVersion":23}"#
+        );
+        assert_eq!(
+            raw(ApiError::conflict("Taken.")
+                .code("22006")
+                .at_field("email")
+                .into_response(Dialect::Occ)),
+            r#"{"errorCode":"22006","message":"Taken.","status":"409","type":"https://www.rfc-editor.org/rfc/rfc9110#status.409","o:errorPath":"email","errors":[{"errorCode":"22006","message":"Taken.","status":"409","type":"https://www.rfc-editor.org/rfc/rfc9110#status.409","o:errorPath":"email"}]}"#
+        );
     }
 
     #[test]

@@ -26,7 +26,9 @@ pub fn json_response<T: Serialize + ?Sized>(
     body: &T,
     dialect: Dialect,
 ) -> Resp {
-    let bytes = serde_json::to_vec(body).expect("response bodies are plain data");
+    // Most answers (a profile, an error) fit: no regrowing while writing.
+    let mut bytes = Vec::with_capacity(512);
+    serde_json::to_writer(&mut bytes, body).expect("response bodies are plain data");
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
     let ct = match dialect {

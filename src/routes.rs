@@ -8,8 +8,10 @@ use crate::error::{ApiError, Dialect};
 use crate::http::{Body, Req};
 
 pub async fn route(app: App, req: Req) -> Response<Body> {
-    let path = req.uri().path().to_owned();
-    let dialect = Dialect::of(&path);
+    // The URI shares the request's bytes: the path outlives `req` without a copy.
+    let uri = req.uri().clone();
+    let path = uri.path();
+    let dialect = Dialect::of(path);
     // The one streamed answer; everything else is a buffered JSON body.
     if path == "/admin/backup" {
         let result = match *req.method() {
@@ -18,9 +20,9 @@ pub async fn route(app: App, req: Req) -> Response<Body> {
         };
         return result.unwrap_or_else(|e| e.into_response(dialect).map(Either::Left));
     }
-    let result = if let Some(rest) = sub_path(&path, "/admin") {
+    let result = if let Some(rest) = sub_path(path, "/admin") {
         crate::appgate::route(&app, req, rest).await
-    } else if let Some(rest) = sub_path(&path, "/ccadmin/v1") {
+    } else if let Some(rest) = sub_path(path, "/ccadmin/v1") {
         crate::occ::route(&app, req, rest).await
     } else {
         Err(ApiError::not_found("No such resource."))

@@ -17,6 +17,11 @@ use client::{Stop, Target};
 use report::{Row, Targets};
 use scenarios::{Creds, Pool};
 
+// The allocator the `profiled` binary ships with, so that the in-process server runs as
+// deployed; the baseline and the client use it too, which keeps the ratios like for like.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PASSWORD: &str = "bench-password-0123456789";
 const USAGE: &str = "\
 flags (after `cargo bench --bench load --`):

@@ -18,7 +18,7 @@ pub async fn backup(app: &App, req: Req) -> Result<Response<Body>, ApiError> {
         .await
         .map_err(ApiError::internal)??;
     let (accounts, profiles) = snapshot.counts();
-    tracing::info!(by = %caller.account.id, accounts, profiles, "backup started");
+    tracing::info!(by = %caller.account_id, accounts, profiles, "backup started");
     let mut resp = Response::new(http::stream_lines(snapshot.into_lines()));
     *resp.status_mut() = StatusCode::OK;
     let headers = resp.headers_mut();

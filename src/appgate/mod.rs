@@ -75,17 +75,18 @@ pub async fn route(app: &App, req: Req, path: &str) -> Result<Resp, ApiError> {
 
 /// The peer version the request asks for, or Appgate's exact 406.
 pub fn check_accept(headers: &HeaderMap) -> Result<u32, ApiError> {
-    let received = headers
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let version = received
-        .split(',')
+    let values = || {
+        headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+    };
+    let version = values()
+        .flat_map(|v| v.split(','))
         .filter_map(|item| peer_version(item.split(';').next().unwrap_or("").trim()))
         .find(|v| (MIN_VERSION..=MAX_VERSION).contains(v));
     version.ok_or_else(|| {
+        let received = values().collect::<Vec<_>>().join(", ");
         let mut e = ApiError::new(
             Kind::NotAcceptable,
             format!(
@@ -98,11 +99,16 @@ pub fn check_accept(headers: &HeaderMap) -> Result<u32, ApiError> {
     })
 }
 
+/// The version of `application/vnd.appgate.peer-vNN+json` (any case), if that is `media`.
 fn peer_version(media: &str) -> Option<u32> {
-    let media = media.to_ascii_lowercase();
-    let digits = media
-        .strip_prefix("application/vnd.appgate.peer-v")?
-        .strip_suffix("+json")?;
+    const PREFIX: &str = "application/vnd.appgate.peer-v";
+    const SUFFIX: &str = "+json";
+    let head = media.get(..PREFIX.len())?;
+    let tail = media.get(media.len().checked_sub(SUFFIX.len())?..)?;
+    if !head.eq_ignore_ascii_case(PREFIX) || !tail.eq_ignore_ascii_case(SUFFIX) {
+        return None;
+    }
+    let digits = media.get(PREFIX.len()..media.len() - SUFFIX.len())?;
     if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -115,4 +121,40 @@ pub(crate) fn ok(body: &Value) -> Resp {
 
 pub(crate) fn version_body() -> Value {
     json!({"peerVersion": MAX_VERSION, "lowestPeerVersionSupported": MIN_VERSION})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    #[test]
+    fn the_accept_header_is_read_without_regard_to_case_lists_or_parameters() {
+        assert_eq!(
+            peer_version("Application/VND.Appgate.Peer-V21+JSON"),
+            Some(21)
+        );
+        for bad in [
+            "application/vnd.appgate.peer-v+json",
+            "application/vnd.appgate.peer-v1234+json",
+            "application/vnd.appgate.peer-v2x+json",
+            "application/vnd.appgate.peer-v23",
+            "application/json",
+            "",
+        ] {
+            assert_eq!(peer_version(bad), None, "{bad}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.append(ACCEPT, HeaderValue::from_static("text/html, */*;q=0.1"));
+        headers.append(
+            ACCEPT,
+            HeaderValue::from_static("application/vnd.appgate.peer-v30+json, application/vnd.appgate.peer-v19+json; q=0.9"),
+        );
+        assert_eq!(check_accept(&headers).unwrap(), 19);
+        headers.remove(ACCEPT);
+        headers.append(ACCEPT, HeaderValue::from_static("a/b"));
+        headers.append(ACCEPT, HeaderValue::from_static("c/d"));
+        let e = check_accept(&headers).unwrap_err();
+        assert!(e.message.ends_with("Received: a/b, c/d"), "{}", e.message);
+    }
 }

@@ -21,16 +21,18 @@ use password::Passwords;
 pub use roles::Privilege;
 
 /// The authenticated caller of one request, re-read from the store on every request so that
-/// deactivation and role changes apply at once.
+/// deactivation and role changes apply at once. Only what every request needs is read; a
+/// handler that needs the whole account asks `Auth::account_of`.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    pub account: Account,
+    pub account_id: String,
+    pub roles: Vec<String>,
     pub token_hash: [u8; 32],
 }
 
 impl Caller {
     pub fn can(&self, privilege: Privilege) -> bool {
-        privileges(&self.account.roles).any(|p| p == privilege)
+        privileges(&self.roles).any(|p| p == privilege)
     }
 
     /// 403 unless the caller's roles grant `privilege`.
@@ -43,7 +45,7 @@ impl Caller {
     }
 
     pub fn is_admin(&self) -> bool {
-        self.account.roles.iter().any(|r| r == roles::ADMIN_ROLE)
+        self.roles.iter().any(|r| r == roles::ADMIN_ROLE)
     }
 }
 
@@ -113,22 +115,32 @@ impl Auth {
         let hash = bearer(headers)
             .and_then(token_hash)
             .ok_or_else(ApiError::unauthorized)?;
-        let session = self
+        let (account_id, expires) = self
             .store
-            .session(&hash)?
+            .session_holder(&hash)?
             .ok_or_else(ApiError::unauthorized)?;
-        if session.expires <= clock::millis(clock::now()) {
+        if expires <= clock::millis(clock::now()) {
             return Err(ApiError::unauthorized());
         }
         let account = self
             .store
-            .account(&session.account_id)?
+            .account_access(&account_id)?
             .filter(|a| a.active)
             .ok_or_else(ApiError::unauthorized)?;
         Ok(Caller {
-            account,
+            account_id: account.id,
+            roles: account.roles,
             token_hash: hash,
         })
+    }
+
+    /// The caller's whole account, for the few requests that show or check more than its
+    /// roles. Read again, so it is as current as the authentication.
+    pub fn account_of(&self, caller: &Caller) -> Result<Account, ApiError> {
+        self.store
+            .account(&caller.account_id)?
+            .filter(|a| a.active)
+            .ok_or_else(ApiError::unauthorized)
     }
 
     /// Checks credentials (with lockout) and opens a session. The same 401 answers a wrong
@@ -179,7 +191,7 @@ impl Auth {
     /// A new token for the caller; the presented one is revoked (Oracle's `/refresh`).
     pub async fn refresh(&self, caller: &Caller) -> Result<Login, ApiError> {
         self.store.writable()?;
-        let login = self.open_session_nowait(&caller.account.id, false)?;
+        let login = self.open_session_nowait(&caller.account_id, false)?;
         self.store.revoke_session(&caller.token_hash).await?;
         Ok(login)
     }

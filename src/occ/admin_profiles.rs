@@ -123,7 +123,7 @@ pub async fn create(app: &App, req: Req) -> Result<Resp, ApiError> {
             email: input.email.expect("required on create"),
             active: input.active.unwrap_or(true),
             roles: input.roles.expect("required on create"),
-            created_by: Some(caller.account.id.clone()),
+            created_by: Some(caller.account_id.clone()),
             password_hash,
         })
         .await
@@ -188,7 +188,7 @@ pub async fn get(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
 
 pub async fn get_current(app: &App, req: Req) -> Result<Resp, ApiError> {
     let caller = app.auth.authenticate(req.headers())?;
-    Ok(answer(fields_param(&req), &caller.account))
+    Ok(answer(fields_param(&req), &app.auth.account_of(&caller)?))
 }
 
 pub async fn update(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
@@ -199,7 +199,7 @@ pub async fn update(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
     }
     let body = http::read_json(req, app.config.body_timeout).await?;
     let input = ProfileInput::parse(&body, Mode::Update)?;
-    if input.active == Some(false) && id == caller.account.id {
+    if input.active == Some(false) && id == caller.account_id {
         return Err(self_deactivation());
     }
     write(app, &caller, id, input).await
@@ -218,7 +218,7 @@ pub async fn update_current(app: &App, req: Req) -> Result<Resp, ApiError> {
         && input.password.is_some()
         && !app
             .auth
-            .check_own_password(&caller.account, current)
+            .check_own_password(&app.auth.account_of(&caller)?, current)
             .await?
     {
         return Err(ApiError::validation(vec![
@@ -226,7 +226,7 @@ pub async fn update_current(app: &App, req: Req) -> Result<Resp, ApiError> {
                 .code("22005"),
         ]));
     }
-    let id = caller.account.id.clone();
+    let id = caller.account_id.clone();
     write(app, &caller, &id, input).await
 }
 

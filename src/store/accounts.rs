@@ -1,5 +1,7 @@
 //! Accounts (Oracle's admin profiles): records by id, unique by e-mail (case-insensitive).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -31,6 +33,25 @@ pub struct Account {
     /// Argon2id PHC string; `None` until a password is set (the account cannot log in).
     #[serde(default)]
     pub password_hash: Option<String>,
+}
+
+/// What authentication needs of an account, which every authenticated request re-reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountAccess {
+    pub id: String,
+    pub active: bool,
+    pub roles: Vec<String>,
+}
+
+/// The same three fields borrowed from the stored record: the other members (dates in
+/// RFC 3339, names, the password hash) are skipped without being parsed or copied.
+#[derive(Deserialize)]
+struct AccessView<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    active: bool,
+    #[serde(borrow)]
+    roles: Vec<Cow<'a, str>>,
 }
 
 /// What a caller supplies to create an account; the store fills in id and dates.
@@ -99,6 +120,20 @@ impl Store {
             .get(id.as_bytes())?
             .map(|v| decode(&v))
             .transpose()
+    }
+
+    /// The account's id, state and roles, without decoding the rest of the record.
+    pub fn account_access(&self, id: &str) -> Result<Option<AccountAccess>, StoreError> {
+        let Some(record) = self.inner.tables.accounts.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let view: AccessView =
+            serde_json::from_slice(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(AccountAccess {
+            id: view.id.into_owned(),
+            active: view.active,
+            roles: view.roles.into_iter().map(Cow::into_owned).collect(),
+        }))
     }
 
     pub fn account_by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {

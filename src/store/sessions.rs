@@ -1,5 +1,7 @@
 //! Login sessions: SHA-256 of the token → account and expiry. The token itself is never stored.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, decode, encode};
@@ -27,12 +29,25 @@ impl Store {
         Ok(())
     }
 
-    pub fn session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>, StoreError> {
-        self.inner
-            .sessions
-            .get(token_hash)?
-            .map(|v| decode(&v))
-            .transpose()
+    /// The account and expiry of a session (what authentication reads on every request),
+    /// without copying the rest.
+    pub fn session_holder(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Holder<'a> {
+            #[serde(borrow)]
+            account_id: Cow<'a, str>,
+            expires: i64,
+        }
+        let Some(record) = self.inner.sessions.get(token_hash)? else {
+            return Ok(None);
+        };
+        let h: Holder =
+            serde_json::from_slice(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some((h.account_id.into_owned(), h.expires)))
     }
 
     /// Revokes one session and waits until the revocation is durable.

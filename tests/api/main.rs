@@ -13,3 +13,4 @@ mod global_settings;
 mod helpers;
 mod lifecycle;
 mod login;
+mod request_log;
