@@ -1,7 +1,7 @@
 //! Argon2id password hashing, run on the blocking pool with a cap on how many hashes run at
 //! once, so a burst of logins queues instead of starving the server.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -58,15 +58,16 @@ fn verify_blocking(password: &str, hash: &str) -> bool {
 pub struct Passwords {
     permits: Arc<Semaphore>,
     /// Verified against when there is no real hash, so that an unknown account takes as
-    /// long to refuse as a wrong password.
-    dummy: Arc<String>,
+    /// long to refuse as a wrong password. Made on first need rather than at start-up, where
+    /// it cost every start one Argon2id hash.
+    dummy: Arc<OnceLock<String>>,
 }
 
 impl Passwords {
     pub fn new(concurrency: usize) -> Self {
         Passwords {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy: Arc::new(hash_blocking("profiled-dummy-password")),
+            dummy: Arc::new(OnceLock::new()),
         }
     }
 
@@ -89,10 +90,16 @@ impl Passwords {
             .await
             .expect("the semaphore is never closed");
         let real = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy.as_str().to_owned());
-        let ok = tokio::task::spawn_blocking(move || verify_blocking(&password, &hash))
-            .await
-            .unwrap_or(false);
+        let dummy = self.dummy.clone();
+        let ok = tokio::task::spawn_blocking(move || match hash {
+            Some(hash) => verify_blocking(&password, &hash),
+            None => {
+                let dummy = dummy.get_or_init(|| hash_blocking("profiled-dummy-password"));
+                verify_blocking(&password, dummy)
+            }
+        })
+        .await
+        .unwrap_or(false);
         ok && real
     }
 }
