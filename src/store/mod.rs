@@ -5,16 +5,22 @@ mod accounts;
 pub mod backup;
 mod client_profiles;
 mod commit;
+mod profile_record;
+mod search;
 mod sessions;
 mod settings;
 pub mod unique;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 pub use accounts::{Account, NewAccount, email_key};
-pub use client_profiles::{ClientProfile, Direction, ProfileType, ProfileUrl, name_key};
+pub use client_profiles::{
+    ClientProfile, Direction, ProfileType, ProfileUrl, name_key, profile_json,
+};
+pub use search::{Found, ProfileField, ProfileQuery};
 pub use sessions::Session;
 pub use settings::{AuditLogPersistenceMode, GlobalSettings, SpaMode};
 
@@ -23,8 +29,9 @@ use commit::GroupCommit;
 use unique::{RepairReport, UniqueTable};
 
 /// The on-disk layout this build writes. A database stamped with a larger number was written
-/// by a newer profiled and is refused rather than misread.
-pub const SCHEMA_VERSION: u64 = 1;
+/// by a newer profiled and is refused rather than misread; a smaller one is upgraded on open.
+/// 2: client profiles are stored as their public JSON (`profile_record`).
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: &str = "meta";
 const META_SCHEMA: &[u8] = b"schema_version";
@@ -32,6 +39,11 @@ const META_SECRET: &[u8] = b"installation_secret";
 const META_COLLECTIVE: &[u8] = b"collective_id";
 /// Account numbers start here; an import raises it above every restored id.
 const META_ACCOUNT_FLOOR: &[u8] = b"account_number_floor";
+/// Written by a clean shutdown, after the last flush: the number of client profiles. Its
+/// presence at open means nothing can be half-written (every multi-step write runs without a
+/// pause and the gate was closed before it was written), so the full check is skipped. Open
+/// removes it, durably, before serving: a crash later leaves no marker behind.
+const META_CLEAN: &[u8] = b"clean_shutdown";
 
 /// Tree names say which way they map.
 pub(crate) const TREE_ID_ACCOUNT: &str = "accountid_account";
@@ -148,8 +160,7 @@ impl Tables {
                 db.open_tree(TREE_EMAIL_ACCOUNT)?,
                 gate.clone(),
             ),
-            // Repair touches only the index, so the count taken here stays right.
-            client_profiles: ProfileTable::new(UniqueTable::new(
+            client_profiles: ProfileTable::new(UniqueTable::counted(
                 db.open_tree(TREE_ID_CLIENT_PROFILE)?,
                 db.open_tree(TREE_NAME_CLIENT_PROFILE)?,
                 gate.clone(),
@@ -169,12 +180,14 @@ impl Tables {
         ]
     }
 
-    /// Inserts a client profile record as stored (import).
-    pub(crate) fn insert_client_profile_raw(&self, record: Vec<u8>) -> Result<(), StoreError> {
-        let profile: ClientProfile = decode(&record)?;
-        self.client_profiles
-            .table
-            .insert(profile.id.as_bytes(), &profile.name_key(), record)
+    /// Inserts a client profile in its backup form (import).
+    pub(crate) fn insert_client_profile_raw(&self, backup_form: &[u8]) -> Result<(), StoreError> {
+        let profile: ClientProfile = decode(backup_form)?;
+        self.client_profiles.table.insert(
+            profile.id.as_bytes(),
+            &profile.name_key(),
+            profile_record::encode(&profile),
+        )
     }
 }
 
@@ -189,6 +202,24 @@ struct Inner {
     secret: [u8; 32],
     commit: GroupCommit,
     dir: PathBuf,
+    /// The thread building the search index after open.
+    builder: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The build holds the records tree, and so the database and its file lock: stop it
+        // before this handle is gone, so that the directory can be opened again at once.
+        self.tables.client_profiles.search.cancel();
+        if let Some(t) = self
+            .builder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Opens sled, waiting up to two seconds for its file lock: sled releases the lock from a
@@ -203,8 +234,10 @@ fn open_sled(dir: &Path, options: &StoreOptions) -> sled::Result<sled::Db> {
             .cache_capacity(options.cache_capacity)
             .open()
         {
+            // sled reports the lock as `Other`, with the cause in the message.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock
+                if (e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock"))
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
@@ -222,26 +255,79 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the database in `dir`, checks its schema version, makes sure the
-    /// installation secret exists and repairs what an unacknowledged write may have left.
+    /// installation secret exists, upgrades an older layout, and — unless the last stop was
+    /// clean — repairs what an unacknowledged write may have left. Starts building the search
+    /// index in the background.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<(Store, RepairReport), OpenError> {
-        let store = Self::open_unrepaired(dir, options)?;
+        let (store, _) = Self::open_unrepaired(dir, options)?;
         let unreadable = |cause: String| OpenError::Unreadable {
             dir: dir.to_path_buf(),
             cause,
         };
         let mut report = RepairReport::default();
         store
-            .0
-            .check(&mut report, true)
+            .prepare(&mut report)
             .map_err(|e| unreadable(e.to_string()))?;
-        // Make the stamp, the secret and any repair durable before serving.
+        // Make the stamp, the secret, any repair and the marker's removal durable.
         store
-            .0
             .inner
             .commit
             .flush_now()
             .map_err(|e| unreadable(e.to_string()))?;
-        Ok((store.0, report))
+        let search = store.inner.tables.client_profiles.search.clone();
+        let records = store.inner.tables.client_profiles.table.records.clone();
+        let builder = std::thread::Builder::new()
+            .name("search-index".into())
+            .spawn(move || search.build(&records))
+            .map_err(|e| unreadable(e.to_string()))?;
+        *store
+            .inner
+            .builder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(builder);
+        Ok((store, report))
+    }
+
+    /// Start-up work before serving: the clean-shutdown marker, or the full check and repair.
+    fn prepare(&self, report: &mut RepairReport) -> Result<(), StoreError> {
+        let meta = &self.inner.meta;
+        let schema = match meta.get(META_SCHEMA)? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or_default()),
+            None => SCHEMA_VERSION,
+        };
+        let clean = meta.remove(META_CLEAN)?;
+        let profiles = &self.inner.tables.client_profiles;
+        match clean {
+            Some(count) if schema == SCHEMA_VERSION && count.len() == 8 => {
+                let count = u64::from_be_bytes(count.as_ref().try_into().unwrap_or_default());
+                profiles.table.set_count(count);
+            }
+            _ => {
+                self.check(report, true)?;
+                if schema < SCHEMA_VERSION {
+                    let n = profiles.upgrade_records()?;
+                    meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                    tracing::info!(
+                        from = schema,
+                        to = SCHEMA_VERSION,
+                        client_profiles = n,
+                        "database layout upgraded"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends writing for good and records a clean stop (see `META_CLEAN`). Call it once, after
+    /// the last request; multi-step writes after it fail with `Unavailable`.
+    pub fn close_cleanly(&self) -> Result<(), StoreError> {
+        let mut closed = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
+        *closed = true;
+        self.inner.commit.flush_now()?;
+        let count = self.client_profile_count();
+        self.inner.meta.insert(META_CLEAN, &count.to_be_bytes())?;
+        self.inner.commit.flush_now()
     }
 
     /// Opens without repairing anything (for `profiled check`).
@@ -320,6 +406,7 @@ impl Store {
                 secret,
                 commit,
                 dir: dir.to_path_buf(),
+                builder: Mutex::new(None),
             }),
         };
         Ok((store, RepairReport::default()))
