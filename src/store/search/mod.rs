@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::StoreError;
 use super::profile_record::Fields;
 use query::{Compiled, TopK};
-use text::{FREED, Meta, View};
+use text::{FREED, Meta};
 
 const SEGMENT_ROWS: u32 = 1 << 16;
 /// Length bit of a row that is a `Group`.
@@ -369,9 +369,9 @@ impl Search {
             .clone();
         for seg in segments {
             let seg = seg.read().unwrap_or_else(|p| p.into_inner());
-            query::scan(&seg, &compiled, |row, v: View| {
+            query::scan(&seg, &compiled, |row, entry| {
                 matched += 1;
-                top.offer(query::key(q.order, row, &v), v.name, row.id);
+                top.offer(query::key(q.order, row, entry), text::name(entry), row.id);
             });
         }
         let ids = top.finish().into_iter().skip(start).map(|c| c.id).collect();

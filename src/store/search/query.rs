@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use memchr::memmem::Finder;
 use uuid::Uuid;
 
-use super::text::{HEADER, START, View, row_of};
+use super::text::{HEADER, SPA, SPA_IS_NAME, START, View, row_of};
 use super::{ProfileField, Row, Segment};
 
 pub(super) struct Compiled<'q> {
@@ -31,13 +31,18 @@ impl<'q> Compiled<'q> {
         }
     }
 
-    fn matches(&self, row: &Row, v: &View, skip_first_query: bool) -> bool {
-        let queries = &self.queries[usize::from(skip_first_query).min(self.queries.len())..];
+    /// Whether an entry passes every query and filter but the first query (`rest`) or all.
+    fn matches(&self, row: &Row, entry: &[u8], rest: bool) -> bool {
+        let queries = &self.queries[usize::from(rest).min(self.queries.len())..];
+        if queries.is_empty() && self.filters.is_empty() {
+            return true;
+        }
+        let v = View::of(entry);
         queries.iter().all(|q| contains(v.searched, q))
             && self
                 .filters
                 .iter()
-                .all(|(f, n)| field_matches(row, v, *f, n))
+                .all(|(f, n)| field_matches(row, &v, *f, n))
     }
 }
 
@@ -65,14 +70,14 @@ fn field_matches(row: &Row, v: &View, field: ProfileField, needle: &Finder) -> b
     }
 }
 
-/// Calls `found` for every live entry of `seg` that matches.
-pub(super) fn scan<'s>(seg: &'s Segment, q: &Compiled, mut found: impl FnMut(&'s Row, View<'s>)) {
+/// Calls `found` with every live entry of `seg` that matches, and its bytes.
+pub(super) fn scan<'s>(seg: &'s Segment, q: &Compiled, mut found: impl FnMut(&'s Row, &'s [u8])) {
     let arena = &seg.arena[..];
     let Some(first) = q.queries.first() else {
         for row in seg.rows.iter().filter(|r| r.live()) {
-            let v = View::of(&arena[row.span()]);
-            if q.matches(row, &v, false) {
-                found(row, v);
+            let entry = &arena[row.span()];
+            if q.matches(row, entry, false) {
+                found(row, entry);
             }
         }
         return;
@@ -86,12 +91,13 @@ pub(super) fn scan<'s>(seg: &'s Segment, q: &Compiled, mut found: impl FnMut(&'s
         };
         let row = &seg.rows[row_of(&arena[start..start + HEADER])];
         debug_assert_eq!(row.start as usize, start);
-        let v = View::of(&arena[row.span()]);
-        // The first hit in an entry: past the searched fields it is in the SPA key name only.
-        if hit < start + HEADER + v.searched.len() && q.matches(row, &v, true) {
-            found(row, v);
+        let end = row.span().end;
+        // The first hit in an entry: past the SPA marker it is in the SPA key name only.
+        let searched = memchr::memchr2(SPA, SPA_IS_NAME, &arena[hit..end]).is_some();
+        if searched && q.matches(row, &arena[start..end], true) {
+            found(row, &arena[start..end]);
         }
-        from = row.span().end;
+        from = end;
     }
 }
 
@@ -102,54 +108,69 @@ pub(super) enum Key<'a> {
     Text(&'a [u8]),
 }
 
-pub(super) fn key<'a>(order: ProfileField, row: &'a Row, v: &View<'a>) -> Key<'a> {
+pub(super) fn key<'a>(order: ProfileField, row: &'a Row, entry: &'a [u8]) -> Key<'a> {
+    let v = || View::of(entry);
     match order {
         // The uuid's bytes sort as its lower-case hyphenated text does.
         ProfileField::Id => Key::Text(row.id.as_bytes()),
-        ProfileField::Notes => Key::Text(v.notes),
+        ProfileField::Notes => Key::Text(v().notes),
         // By name: the tie-break (the name) decides alone.
         ProfileField::Tags | ProfileField::Name => Key::Text(b""),
         ProfileField::Type => Key::Text(row.kind_text()),
-        ProfileField::SpaKeyName => Key::Text(v.spa),
-        ProfileField::IdentityProviderName => Key::Text(v.idp),
-        ProfileField::Hostname => Key::Text(v.host),
+        ProfileField::SpaKeyName => Key::Text(v().spa),
+        ProfileField::IdentityProviderName => Key::Text(v().idp),
+        ProfileField::Hostname => Key::Text(v().host),
         ProfileField::Created => Key::Int(row.created),
         ProfileField::Updated => Key::Int(row.updated),
         ProfileField::Exported => Key::Int(row.exported),
     }
 }
 
-#[derive(Clone)]
-enum OwnedKey {
-    Int(i64),
-    Text(Vec<u8>),
-}
-
-/// A candidate kept for the page, its keys copied out of the arena.
-#[derive(Clone)]
+/// A candidate kept for the page, its keys copied out of the arena (buffers are reused when
+/// a better candidate takes its place).
 pub(super) struct Cand {
-    key: OwnedKey,
+    int: i64,
+    text: Option<Vec<u8>>,
     name: Vec<u8>,
     pub id: Uuid,
 }
 
 impl Cand {
     fn key(&self) -> (Key<'_>, &[u8]) {
-        let k = match &self.key {
-            OwnedKey::Int(i) => Key::Int(*i),
-            OwnedKey::Text(t) => Key::Text(t),
+        let k = match &self.text {
+            None => Key::Int(self.int),
+            Some(t) => Key::Text(t),
         };
         (k, &self.name)
     }
+
+    fn set(&mut self, key: Key, name: &[u8], id: Uuid) {
+        match key {
+            Key::Int(i) => {
+                self.int = i;
+                self.text = None;
+            }
+            Key::Text(t) => {
+                let text = self.text.get_or_insert_with(Vec::new);
+                text.clear();
+                text.extend_from_slice(t);
+            }
+        }
+        self.name.clear();
+        self.name.extend_from_slice(name);
+        self.id = id;
+    }
 }
 
-/// Keeps the first `keep` candidates in order, in memory proportional to `keep`.
+/// Up to this many kept candidates live in a heap; a longer page is sorted at the end.
+const HEAP_MAX: usize = 1 << 14;
+
+/// Keeps the first `keep` candidates in order: a heap with the worst kept candidate on top, so
+/// that most candidates cost one comparison.
 pub(super) struct TopK {
     keep: usize,
     descending: bool,
     items: Vec<Cand>,
-    /// The worst kept candidate once the list was cut: nothing at or past it can enter.
-    bar: Option<Cand>,
 }
 
 impl TopK {
@@ -158,56 +179,83 @@ impl TopK {
             keep,
             descending,
             items: Vec::new(),
-            bar: None,
         }
     }
 
-    fn order(descending: bool, a: (Key, &[u8]), b: (Key, &[u8])) -> Ordering {
-        if descending { b.cmp(&a) } else { a.cmp(&b) }
+    /// `Less`: `a` comes first in the list.
+    fn order(&self, a: (Key, &[u8]), b: (Key, &[u8])) -> Ordering {
+        if self.descending {
+            b.cmp(&a)
+        } else {
+            a.cmp(&b)
+        }
+    }
+
+    fn later(&self, i: usize, j: usize) -> bool {
+        self.order(self.items[i].key(), self.items[j].key()) == Ordering::Greater
     }
 
     pub(super) fn offer(&mut self, key: Key, name: &[u8], id: Uuid) {
         if self.keep == 0 {
             return;
         }
-        if let Some(bar) = &self.bar
-            && Self::order(self.descending, (key, name), bar.key()) != Ordering::Less
-        {
+        if self.keep > HEAP_MAX {
+            self.items.push(Cand {
+                int: 0,
+                text: None,
+                name: Vec::new(),
+                id,
+            });
+            let last = self.items.len() - 1;
+            self.items[last].set(key, name, id);
             return;
         }
-        let key = match key {
-            Key::Int(i) => OwnedKey::Int(i),
-            Key::Text(t) => OwnedKey::Text(t.to_vec()),
-        };
-        self.items.push(Cand {
-            key,
-            name: name.to_vec(),
-            id,
-        });
-        if self.items.len() >= self.keep.saturating_mul(2).max(1024) {
-            self.cut();
+        if self.items.len() < self.keep {
+            self.items.push(Cand {
+                int: 0,
+                text: None,
+                name: Vec::new(),
+                id,
+            });
+            let mut i = self.items.len() - 1;
+            self.items[i].set(key, name, id);
+            while i > 0 && self.later(i, (i - 1) / 2) {
+                self.items.swap(i, (i - 1) / 2);
+                i = (i - 1) / 2;
+            }
+            return;
         }
-    }
-
-    fn cut(&mut self) {
-        let d = self.descending;
-        let keep = self.keep;
-        self.items
-            .select_nth_unstable_by(keep - 1, |a, b| Self::order(d, a.key(), b.key()));
-        self.items.truncate(keep);
-        self.bar = self
-            .items
-            .iter()
-            .max_by(|a, b| Self::order(d, a.key(), b.key()))
-            .cloned();
+        if self.order((key, name), self.items[0].key()) != Ordering::Less {
+            return;
+        }
+        self.items[0].set(key, name, id);
+        let mut i = 0;
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut top = i;
+            if l < self.items.len() && self.later(l, top) {
+                top = l;
+            }
+            if r < self.items.len() && self.later(r, top) {
+                top = r;
+            }
+            if top == i {
+                break;
+            }
+            self.items.swap(i, top);
+            i = top;
+        }
     }
 
     /// The kept candidates, in order.
     pub(super) fn finish(mut self) -> Vec<Cand> {
-        let d = self.descending;
-        self.items
-            .sort_unstable_by(|a, b| Self::order(d, a.key(), b.key()));
-        self.items.truncate(self.keep);
-        self.items
+        let mut items = std::mem::take(&mut self.items);
+        let keep = self.keep.min(items.len());
+        if keep > 0 && keep < items.len() {
+            items.select_nth_unstable_by(keep - 1, |a, b| self.order(a.key(), b.key()));
+            items.truncate(keep);
+        }
+        items.sort_unstable_by(|a, b| self.order(a.key(), b.key()));
+        items
     }
 }

@@ -11,8 +11,8 @@ use super::super::profile_record::Fields;
 
 pub(super) const START: u8 = 0xFE;
 pub(super) const FIELD: u8 = 0xFF;
-const SPA: u8 = 0xFC;
-const SPA_IS_NAME: u8 = 0xFB;
+pub(super) const SPA: u8 = 0xFC;
+pub(super) const SPA_IS_NAME: u8 = 0xFB;
 /// Fills the bytes of a replaced or removed entry, so that no needle can match there.
 pub(super) const FREED: u8 = 0xFF;
 pub(super) const HEADER: usize = 4;
@@ -85,6 +85,12 @@ pub(super) fn body(f: &Fields) -> Vec<u8> {
         out.extend_from_slice(&spa);
     }
     out
+}
+
+/// The (lower-cased) name of an entry: its first field.
+pub(super) fn name(entry: &[u8]) -> &[u8] {
+    let rest = &entry[HEADER + 1..];
+    &rest[..memchr::memchr(FIELD, rest).unwrap_or(rest.len())]
 }
 
 /// An entry's fields, read from its bytes.
