@@ -300,11 +300,7 @@ impl Store {
 
     /// Runs a list request on the search index (waiting for it after a start-up).
     pub async fn search_client_profiles(&self, query: ProfileQuery) -> Result<Found, StoreError> {
-        let search = self.inner.tables.client_profiles.search.clone();
-        search.wait_ready().await?;
-        tokio::task::spawn_blocking(move || search.run(&query))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("the search failed: {e}")))
+        self.inner.tables.client_profiles.search.search(query).await
     }
 
     /// Appends the profiles with these ids (those that still exist) to `out` as

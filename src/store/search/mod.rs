@@ -11,6 +11,7 @@
 //! in step after each successful store write (`refresh`), which re-reads the record under the
 //! index's lock, so that two writers of one profile cannot leave the older version indexed.
 
+mod batch;
 mod query;
 mod text;
 
@@ -48,6 +49,7 @@ pub enum ProfileField {
 }
 
 /// A list request, as the store runs it. Strings match case-insensitively, as substrings.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProfileQuery {
     /// Each must occur in the name, the notes, a tag, the identity provider or the host name.
     pub queries: Vec<String>,
@@ -61,6 +63,7 @@ pub struct ProfileQuery {
 }
 
 /// What a query found: how many profiles match, and the ids of the requested range in order.
+#[derive(Clone, Debug)]
 pub struct Found {
     pub matched: usize,
     pub ids: Vec<Uuid>,
@@ -176,6 +179,7 @@ enum State {
 }
 
 pub(crate) struct Search {
+    queue: Mutex<batch::Queue>,
     rows: Mutex<Rows>,
     segments: RwLock<Vec<Arc<RwLock<Segment>>>>,
     state: watch::Sender<State>,
@@ -185,6 +189,7 @@ pub(crate) struct Search {
 impl Search {
     pub(crate) fn new() -> Search {
         Search {
+            queue: Mutex::default(),
             rows: Mutex::new(Rows {
                 touched: Some(HashSet::new()),
                 ..Rows::default()
@@ -350,18 +355,15 @@ impl Search {
         }
     }
 
-    /// Runs a list request over the whole index. CPU-bound: call it off the async workers.
-    pub(crate) fn run(&self, q: &ProfileQuery) -> Found {
-        let queries: Vec<String> = q.queries.iter().map(|s| s.to_lowercase()).collect();
-        let filters: Vec<(ProfileField, String)> = q
-            .filters
+    /// Runs list requests over the whole index, in one pass. CPU-bound: call it off the
+    /// async workers.
+    fn run_batch(&self, batch: &[&ProfileQuery]) -> Vec<Found> {
+        let compiled: Vec<Compiled> = batch.iter().map(|q| Compiled::new(q)).collect();
+        let mut tops: Vec<TopK> = batch
             .iter()
-            .map(|(f, v)| (*f, v.to_lowercase()))
+            .map(|q| TopK::new(q.range.map_or(usize::MAX, |(_, end)| end), q.descending))
             .collect();
-        let compiled = Compiled::new(&queries, &filters);
-        let (start, end) = q.range.unwrap_or((0, usize::MAX));
-        let mut top = TopK::new(end, q.descending);
-        let mut matched = 0;
+        let mut matched = vec![0; batch.len()];
         let segments: Vec<_> = self
             .segments
             .read()
@@ -369,13 +371,31 @@ impl Search {
             .clone();
         for seg in segments {
             let seg = seg.read().unwrap_or_else(|p| p.into_inner());
-            query::scan(&seg, &compiled, |row, entry| {
-                matched += 1;
-                top.offer(query::key(q.order, row, entry), text::name(entry), row.id);
-            });
+            let rows = &seg.rows;
+            for (i, q) in batch.iter().enumerate() {
+                let (top, matched) = (&mut tops[i], &mut matched[i]);
+                query::scan(&seg, &compiled[i], |n, entry| {
+                    *matched += 1;
+                    let key = query::key(q.order, || &rows[n], entry);
+                    top.offer(key, text::name(entry), || rows[n].id);
+                });
+            }
         }
-        let ids = top.finish().into_iter().skip(start).map(|c| c.id).collect();
-        Found { matched, ids }
+        tops.into_iter()
+            .zip(batch)
+            .zip(matched)
+            .map(|((top, q), matched)| {
+                let start = q.range.map_or(0, |(start, _)| start);
+                let ids = top.finish().into_iter().skip(start).map(|c| c.id).collect();
+                Found { matched, ids }
+            })
+            .collect()
+    }
+
+    /// Runs one list request over the whole index (CPU-bound).
+    #[cfg(test)]
+    fn run(&self, q: &ProfileQuery) -> Found {
+        self.run_batch(&[q]).remove(0)
     }
 
     /// Bytes the index holds (rows, text and the id map), for the logs.

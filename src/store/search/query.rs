@@ -6,28 +6,26 @@ use std::cmp::Ordering;
 use memchr::memmem::Finder;
 use uuid::Uuid;
 
-use super::text::{HEADER, SPA, SPA_IS_NAME, START, View, row_of};
-use super::{ProfileField, Row, Segment};
+use super::text::{FREED, HEADER, SPA, SPA_IS_NAME, START, View, row_of};
+use super::{ProfileField, ProfileQuery, Row, Segment};
 
-pub(super) struct Compiled<'q> {
-    /// Non-empty queries (an empty one matches everything).
-    queries: Vec<Finder<'q>>,
-    filters: Vec<(ProfileField, Finder<'q>)>,
+pub(super) struct Compiled {
+    /// Non-empty queries (an empty one matches everything), lower-cased.
+    queries: Vec<Finder<'static>>,
+    filters: Vec<(ProfileField, Finder<'static>)>,
 }
 
-impl<'q> Compiled<'q> {
-    /// `queries` and filter values must already be lower-cased.
-    pub(super) fn new(queries: &'q [String], filters: &'q [(ProfileField, String)]) -> Self {
+impl Compiled {
+    pub(super) fn new(q: &ProfileQuery) -> Self {
+        let finder = |s: &str| Finder::new(s.to_lowercase().as_bytes()).into_owned();
         Compiled {
-            queries: queries
+            queries: q
+                .queries
                 .iter()
                 .filter(|q| !q.is_empty())
-                .map(|q| Finder::new(q.as_bytes()))
+                .map(|q| finder(q))
                 .collect(),
-            filters: filters
-                .iter()
-                .map(|(f, v)| (*f, Finder::new(v.as_bytes())))
-                .collect(),
+            filters: q.filters.iter().map(|(f, v)| (*f, finder(v))).collect(),
         }
     }
 
@@ -70,14 +68,16 @@ fn field_matches(row: &Row, v: &View, field: ProfileField, needle: &Finder) -> b
     }
 }
 
-/// Calls `found` with every live entry of `seg` that matches, and its bytes.
-pub(super) fn scan<'s>(seg: &'s Segment, q: &Compiled, mut found: impl FnMut(&'s Row, &'s [u8])) {
+/// Calls `found` with the row number and the bytes of every live entry of `seg` that
+/// matches. A hit is placed with the bytes around it (which the search just read), so that a
+/// row is only read when a filter, the order or the page needs it.
+pub(super) fn scan<'s>(seg: &'s Segment, q: &Compiled, mut found: impl FnMut(usize, &'s [u8])) {
     let arena = &seg.arena[..];
     let Some(first) = q.queries.first() else {
-        for row in seg.rows.iter().filter(|r| r.live()) {
+        for (n, row) in seg.rows.iter().enumerate().filter(|(_, r)| r.live()) {
             let entry = &arena[row.span()];
             if q.matches(row, entry, false) {
-                found(row, entry);
+                found(n, entry);
             }
         }
         return;
@@ -89,15 +89,24 @@ pub(super) fn scan<'s>(seg: &'s Segment, q: &Compiled, mut found: impl FnMut(&'s
         let Some(start) = memchr::memrchr(START, &arena[..hit]) else {
             break;
         };
-        let row = &seg.rows[row_of(&arena[start..start + HEADER])];
-        debug_assert_eq!(row.start as usize, start);
-        let end = row.span().end;
-        // The first hit in an entry: past the SPA marker it is in the SPA key name only.
-        let searched = memchr::memchr2(SPA, SPA_IS_NAME, &arena[hit..end]).is_some();
-        if searched && q.matches(row, &arena[start..end], true) {
-            found(row, &arena[start..end]);
+        let after = &arena[hit..];
+        match memchr::memchr3(SPA, SPA_IS_NAME, START, after) {
+            // In a searched field: the entry ends at the first marker after its SPA part.
+            Some(i) if after[i] != START => {
+                let spa = hit + i + 1;
+                let end =
+                    spa + memchr::memchr2(START, FREED, &arena[spa..]).unwrap_or(arena.len() - spa);
+                let n = row_of(&arena[start..start + HEADER]);
+                let entry = &arena[start..end];
+                if q.queries.len() + q.filters.len() == 1 || q.matches(&seg.rows[n], entry, true) {
+                    found(n, entry);
+                }
+                from = end;
+            }
+            // In the SPA key name, which queries do not search: on to the next entry.
+            Some(i) => from = hit + i,
+            None => break,
         }
-        from = end;
     }
 }
 
@@ -108,21 +117,25 @@ pub(super) enum Key<'a> {
     Text(&'a [u8]),
 }
 
-pub(super) fn key<'a>(order: ProfileField, row: &'a Row, entry: &'a [u8]) -> Key<'a> {
+pub(super) fn key<'a>(
+    order: ProfileField,
+    row: impl FnOnce() -> &'a Row,
+    entry: &'a [u8],
+) -> Key<'a> {
     let v = || View::of(entry);
     match order {
         // The uuid's bytes sort as its lower-case hyphenated text does.
-        ProfileField::Id => Key::Text(row.id.as_bytes()),
+        ProfileField::Id => Key::Text(row().id.as_bytes()),
         ProfileField::Notes => Key::Text(v().notes),
         // By name: the tie-break (the name) decides alone.
         ProfileField::Tags | ProfileField::Name => Key::Text(b""),
-        ProfileField::Type => Key::Text(row.kind_text()),
+        ProfileField::Type => Key::Text(row().kind_text()),
         ProfileField::SpaKeyName => Key::Text(v().spa),
         ProfileField::IdentityProviderName => Key::Text(v().idp),
         ProfileField::Hostname => Key::Text(v().host),
-        ProfileField::Created => Key::Int(row.created),
-        ProfileField::Updated => Key::Int(row.updated),
-        ProfileField::Exported => Key::Int(row.exported),
+        ProfileField::Created => Key::Int(row().created),
+        ProfileField::Updated => Key::Int(row().updated),
+        ProfileField::Exported => Key::Int(row().exported),
     }
 }
 
@@ -195,11 +208,13 @@ impl TopK {
         self.order(self.items[i].key(), self.items[j].key()) == Ordering::Greater
     }
 
-    pub(super) fn offer(&mut self, key: Key, name: &[u8], id: Uuid) {
+    /// Offers a candidate; `id` is read only if it is kept.
+    pub(super) fn offer(&mut self, key: Key, name: &[u8], id: impl FnOnce() -> Uuid) {
         if self.keep == 0 {
             return;
         }
         if self.keep > HEAP_MAX {
+            let id = id();
             self.items.push(Cand {
                 int: 0,
                 text: None,
@@ -211,6 +226,7 @@ impl TopK {
             return;
         }
         if self.items.len() < self.keep {
+            let id = id();
             self.items.push(Cand {
                 int: 0,
                 text: None,
@@ -228,7 +244,7 @@ impl TopK {
         if self.order((key, name), self.items[0].key()) != Ordering::Less {
             return;
         }
-        self.items[0].set(key, name, id);
+        self.items[0].set(key, name, id());
         let mut i = 0;
         loop {
             let (l, r) = (2 * i + 1, 2 * i + 2);

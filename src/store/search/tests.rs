@@ -288,6 +288,20 @@ fn replaced_and_removed_profiles_leave_nothing_behind() {
         &all,
         query(&[], &[], ProfileField::Name, true, Some((0, 1000))),
     );
+    // Entries followed by freed bytes still end where they should.
+    for order in [ProfileField::SpaKeyName, ProfileField::Hostname] {
+        check(
+            &s,
+            &all,
+            query(
+                &["e"],
+                &[(ProfileField::SpaKeyName, "a")],
+                order,
+                false,
+                None,
+            ),
+        );
+    }
     // Freed rows are reused.
     for p in &removed {
         put(&s, p);
@@ -324,4 +338,33 @@ fn the_build_keeps_what_writers_indexed_meanwhile() {
         "\"delta 3\" < \"fresh name\""
     );
     assert_eq!(*s.state.borrow(), State::Ready);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_queries_share_scans_and_each_gets_its_own_answer() {
+    let s = Arc::new(Search::new());
+    let all: Vec<ClientProfile> = (0..500).map(profile).collect();
+    for p in &all {
+        put(&s, p);
+    }
+    s.lock_rows().touched = None;
+    s.state.send_replace(State::Ready);
+    let asked: Vec<ProfileQuery> = (0..64)
+        .map(|i| {
+            let needle = ["needle", "a", "ël", "needle"][i % 4];
+            let range = Some((i % 3, 10 + i % 7));
+            query(&[needle], &[], ProfileField::Name, i % 2 == 0, range)
+        })
+        .collect();
+    let tasks: Vec<_> = asked
+        .iter()
+        .map(|q| {
+            let (s, q) = (s.clone(), q.clone());
+            tokio::spawn(async move { s.search(q).await.unwrap() })
+        })
+        .collect();
+    for (task, q) in tasks.into_iter().zip(&asked) {
+        let found = task.await.unwrap();
+        assert_eq!((found.matched, found.ids), reference(&all, q), "{q:?}");
+    }
 }

@@ -120,7 +120,10 @@ impl<'a> View<'a> {
             rest = &rest[end..];
         }
         let spa = match body.get(spa_at) {
-            Some(&SPA) => &body[spa_at + 1..],
+            Some(&SPA) => {
+                let spa = &body[spa_at + 1..];
+                &spa[..memchr::memchr2(START, FREED, spa).unwrap_or(spa.len())]
+            }
             _ => fields[0],
         };
         View {
