@@ -176,8 +176,8 @@ fn restore(db: &sled::Db, input: impl BufRead) -> Result<(usize, usize), String>
     let err = |n: usize, m: &str| format!("line {n}: {m}");
     let meta = db.open_tree(META).map_err(|e| e.to_string())?;
     let settings = db.open_tree(TREE_SETTINGS).map_err(|e| e.to_string())?;
-    let tables =
-        super::Tables::open(db, &super::unique::Gate::default()).map_err(|e| e.to_string())?;
+    let tables = super::Tables::open(db, &super::unique::Gate::default(), false)
+        .map_err(|e| e.to_string())?;
     let (mut accounts, mut profiles, mut ended, mut max_account) = (0usize, 0usize, false, None);
     for (i, l) in input.lines().enumerate() {
         let n = i + 1;

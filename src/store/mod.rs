@@ -39,7 +39,8 @@ const META_SECRET: &[u8] = b"installation_secret";
 const META_COLLECTIVE: &[u8] = b"collective_id";
 /// Account numbers start here; an import raises it above every restored id.
 const META_ACCOUNT_FLOOR: &[u8] = b"account_number_floor";
-/// Written by a clean shutdown, after the last flush: the number of client profiles. Its
+/// Written by a clean shutdown, after the last flush: the number of client profiles (8 bytes,
+/// big-endian), then the token of the saved search index if one was saved (16 bytes). Its
 /// presence at open means nothing can be half-written (every multi-step write runs without a
 /// pause and the gate was closed before it was written), so the full check is skipped. Open
 /// removes it, durably, before serving: a crash later leaves no marker behind.
@@ -153,18 +154,21 @@ pub(crate) struct Tables {
 }
 
 impl Tables {
-    pub(crate) fn open(db: &sled::Db, gate: &unique::Gate) -> sled::Result<Tables> {
+    /// With `indexed`, client-profile writes keep the search index in step (a server, not a
+    /// restore).
+    pub(crate) fn open(db: &sled::Db, gate: &unique::Gate, indexed: bool) -> sled::Result<Tables> {
         Ok(Tables {
             accounts: UniqueTable::new(
                 db.open_tree(TREE_ID_ACCOUNT)?,
                 db.open_tree(TREE_EMAIL_ACCOUNT)?,
                 gate.clone(),
             ),
-            client_profiles: ProfileTable::new(UniqueTable::counted(
+            client_profiles: ProfileTable::new(
                 db.open_tree(TREE_ID_CLIENT_PROFILE)?,
                 db.open_tree(TREE_NAME_CLIENT_PROFILE)?,
                 gate.clone(),
-            )),
+                indexed,
+            ),
         })
     }
 
@@ -265,7 +269,7 @@ impl Store {
             cause,
         };
         let mut report = RepairReport::default();
-        store
+        let loaded = store
             .prepare(&mut report)
             .map_err(|e| unreadable(e.to_string()))?;
         // Make the stamp, the secret, any repair and the marker's removal durable.
@@ -274,22 +278,25 @@ impl Store {
             .commit
             .flush_now()
             .map_err(|e| unreadable(e.to_string()))?;
-        let search = store.inner.tables.client_profiles.search.clone();
-        let records = store.inner.tables.client_profiles.table.records.clone();
-        let builder = std::thread::Builder::new()
-            .name("search-index".into())
-            .spawn(move || search.build(&records))
-            .map_err(|e| unreadable(e.to_string()))?;
-        *store
-            .inner
-            .builder
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(builder);
+        if !loaded {
+            let search = store.inner.tables.client_profiles.search.clone();
+            let records = store.inner.tables.client_profiles.table.records.clone();
+            let builder = std::thread::Builder::new()
+                .name("search-index".into())
+                .spawn(move || search.build(&records))
+                .map_err(|e| unreadable(e.to_string()))?;
+            *store
+                .inner
+                .builder
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(builder);
+        }
         Ok((store, report))
     }
 
-    /// Start-up work before serving: the clean-shutdown marker, or the full check and repair.
-    fn prepare(&self, report: &mut RepairReport) -> Result<(), StoreError> {
+    /// Start-up work before serving: the clean-shutdown marker (and the search index saved
+    /// with it), or the full check and repair. Returns whether the search index was loaded.
+    fn prepare(&self, report: &mut RepairReport) -> Result<bool, StoreError> {
         let meta = &self.inner.meta;
         let schema = match meta.get(META_SCHEMA)? {
             Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or_default()),
@@ -297,10 +304,20 @@ impl Store {
         };
         let clean = meta.remove(META_CLEAN)?;
         let profiles = &self.inner.tables.client_profiles;
+        let mut loaded = false;
         match clean {
-            Some(count) if schema == SCHEMA_VERSION && count.len() == 8 => {
-                let count = u64::from_be_bytes(count.as_ref().try_into().unwrap_or_default());
+            Some(m) if schema == SCHEMA_VERSION && (m.len() == 8 || m.len() == 24) => {
+                let count = u64::from_be_bytes(m[..8].try_into().expect("8 bytes"));
                 profiles.table.set_count(count);
+                if let Ok(token) = <[u8; 16]>::try_from(&m[8..]) {
+                    match profiles.search.load(&self.inner.dir, &token, count) {
+                        Ok(()) => loaded = true,
+                        Err(e) => tracing::warn!(
+                            error = %e,
+                            "the saved search index is not usable; building it from the records"
+                        ),
+                    }
+                }
             }
             _ => {
                 self.check(report, true)?;
@@ -316,7 +333,12 @@ impl Store {
                 }
             }
         }
-        Ok(())
+        // Used once at most: a later crash must not find it.
+        match std::fs::remove_file(self.inner.dir.join(search::FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        Ok(loaded)
     }
 
     /// Ends writing for good and records a clean stop (see `META_CLEAN`). Call it once, after
@@ -325,8 +347,19 @@ impl Store {
         let mut closed = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
         *closed = true;
         self.inner.commit.flush_now()?;
-        let count = self.client_profile_count();
-        self.inner.meta.insert(META_CLEAN, &count.to_be_bytes())?;
+        let mut marker = self.client_profile_count().to_be_bytes().to_vec();
+        // The search index, saved so that the next open need not rebuild it (and named by
+        // a token, so that a file from another stop is never taken for it).
+        let mut token = [0u8; 16];
+        if getrandom::fill(&mut token).is_ok() {
+            let search = &self.inner.tables.client_profiles.search;
+            match search.save(&self.inner.dir, &token) {
+                Ok(true) => marker.extend_from_slice(&token),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not save the search index"),
+            }
+        }
+        self.inner.meta.insert(META_CLEAN, marker)?;
         self.inner.commit.flush_now()
     }
 
@@ -379,7 +412,7 @@ impl Store {
             }
         };
         let gate = unique::Gate::default();
-        let tables = Tables::open(&db, &gate).map_err(|e| unreadable(e.to_string()))?;
+        let tables = Tables::open(&db, &gate, true).map_err(|e| unreadable(e.to_string()))?;
         let account_floor = match meta
             .get(META_ACCOUNT_FLOOR)
             .map_err(|e| unreadable(e.to_string()))?

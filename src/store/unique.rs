@@ -51,10 +51,16 @@ pub(crate) enum Swap {
 /// by a clean shutdown, which sets it to `true` ("closed": no multi-step write starts again).
 pub(crate) type Gate = Arc<RwLock<bool>>;
 
+/// Told of each successful write: the record's id and what it is now (`None`: removed).
+pub(crate) type OnWrite = Box<dyn Fn(&[u8], Option<&[u8]>) + Send + Sync>;
+
 pub(crate) struct UniqueTable {
     pub(crate) records: Tree,
     pub(crate) index: Tree,
     gate: Gate,
+    /// Runs while the gate is still held, so that a clean shutdown (which closes the gate)
+    /// sees every write's consequences complete.
+    on_write: Option<OnWrite>,
     /// The number of records, where a table keeps it: changed under the gate, so that a clean
     /// shutdown reads a count that matches the records exactly.
     count: Option<AtomicU64>,
@@ -66,6 +72,7 @@ impl UniqueTable {
             records,
             index,
             gate,
+            on_write: None,
             count: None,
         }
     }
@@ -75,6 +82,18 @@ impl UniqueTable {
         UniqueTable {
             count: Some(AtomicU64::new(0)),
             ..Self::new(records, index, gate)
+        }
+    }
+
+    /// The same, telling `on_write` of every write.
+    pub(crate) fn watched(mut self, on_write: OnWrite) -> Self {
+        self.on_write = Some(on_write);
+        self
+    }
+
+    fn wrote(&self, id: &[u8], now: Option<&[u8]>) {
+        if let Some(f) = &self.on_write {
+            f(id, now);
         }
     }
 
@@ -143,10 +162,11 @@ impl UniqueTable {
         let fresh = self.reserve(key, id)?;
         match self
             .records
-            .compare_and_swap(id, None as Option<&[u8]>, Some(record))?
+            .compare_and_swap(id, None as Option<&[u8]>, Some(record.as_slice()))?
         {
             Ok(()) => {
                 self.add(1);
+                self.wrote(id, Some(&record));
                 Ok(())
             }
             Err(_) => {
@@ -170,8 +190,12 @@ impl UniqueTable {
         let _gate = self.enter()?;
         let moved = old_key != new_key;
         let fresh = moved && self.reserve(new_key, id)?;
-        match self.records.compare_and_swap(id, Some(old), Some(new))? {
+        match self
+            .records
+            .compare_and_swap(id, Some(old), Some(new.as_slice()))?
+        {
             Ok(()) => {
+                self.wrote(id, Some(&new));
                 if moved {
                     self.release(old_key, id)?;
                 }
@@ -194,6 +218,7 @@ impl UniqueTable {
         {
             Ok(()) => {
                 self.add(-1);
+                self.wrote(id, None);
                 self.release(key, id)?;
                 Ok(Swap::Done)
             }

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::profile_record::{self, Fields};
+use super::profile_record;
 use super::search::{Found, ProfileQuery, Search};
-use super::unique::{Swap, UniqueTable};
+use super::unique::{Gate, Swap, UniqueTable};
 use super::{Store, StoreError};
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -97,12 +97,19 @@ pub(crate) struct ProfileTable {
 }
 
 impl ProfileTable {
-    /// `table` counts its records; `Store::open` starts the count.
-    pub(super) fn new(table: UniqueTable) -> Self {
-        ProfileTable {
-            table,
-            search: Arc::new(Search::new()),
+    /// Counts the records; with `indexed`, keeps the search index in step with every write.
+    pub(super) fn new(records: sled::Tree, index: sled::Tree, gate: Gate, indexed: bool) -> Self {
+        let search = Arc::new(Search::new());
+        let mut table = UniqueTable::counted(records.clone(), index, gate);
+        if indexed {
+            let s = search.clone();
+            table = table.watched(Box::new(move |id, now| {
+                if let Ok(id) = Uuid::from_slice(id) {
+                    s.refresh(&id, || Ok(records.get(id.as_bytes())?), now);
+                }
+            }));
         }
+        ProfileTable { table, search }
     }
 
     /// Rewrites records of schema 1 in this build's format (names do not change, so the index
@@ -122,15 +129,6 @@ impl ProfileTable {
             }
         }
         Ok(n)
-    }
-
-    /// Re-reads `id` into the search index after a write.
-    fn refresh(&self, id: &Uuid, written: Option<(&[u8], &ClientProfile)>) {
-        self.search.refresh(
-            id,
-            || self.table.get(id.as_bytes()),
-            written.map(|(bytes, p)| (bytes, Fields::of_profile(p))),
-        );
     }
 }
 
@@ -169,8 +167,7 @@ impl Store {
         let t = &self.inner.tables.client_profiles;
         let record = profile_record::encode(profile);
         t.table
-            .insert(profile.id.as_bytes(), &profile.name_key(), record.clone())?;
-        t.refresh(&profile.id, Some((&record, profile)));
+            .insert(profile.id.as_bytes(), &profile.name_key(), record)?;
         self.durable().await
     }
 
@@ -210,7 +207,7 @@ impl Store {
     ) -> Result<ClientProfile, E> {
         self.writable()?;
         let t = &self.inner.tables.client_profiles;
-        let (profile, record) = loop {
+        let profile = loop {
             let old = t.table.get(id.as_bytes())?.ok_or(StoreError::NotFound)?;
             let mut profile = profile_record::decode(&old)?;
             let old_key = profile.name_key();
@@ -220,13 +217,12 @@ impl Store {
             let record = profile_record::encode(&profile);
             match t
                 .table
-                .update(id.as_bytes(), &old, &old_key, &new_key, record.clone())?
+                .update(id.as_bytes(), &old, &old_key, &new_key, record)?
             {
-                Swap::Done => break (profile, record),
+                Swap::Done => break profile,
                 Swap::Changed => continue,
             }
         };
-        t.refresh(id, Some((&record, &profile)));
         self.durable().await?;
         Ok(profile)
     }
@@ -245,7 +241,6 @@ impl Store {
                 Swap::Changed => continue,
             }
         }
-        t.refresh(id, None);
         self.durable().await
     }
 

@@ -235,3 +235,38 @@ fn the_backup_form_is_compact() {
     assert_eq!(crate::store::decode::<ClientProfile>(&bytes).unwrap(), p);
     assert_eq!(name_key_of(&bytes), Some(b"main".to_vec()));
 }
+
+#[tokio::test]
+async fn a_clean_restart_loads_the_saved_search_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = new_profile("needle a");
+    {
+        let (store, _) = open(dir.path());
+        store.create_client_profile(&a).await.unwrap();
+        store
+            .create_client_profile(&new_profile("other"))
+            .await
+            .unwrap();
+        assert_eq!(search(&store, "needle").await, [a.id], "built");
+        store.close_cleanly().unwrap();
+        assert!(dir.path().join(crate::store::search::FILE).exists());
+    }
+    let (store, _) = open(dir.path());
+    assert!(
+        store.inner.builder.lock().unwrap().is_none(),
+        "loaded, not built from the records"
+    );
+    assert!(
+        !dir.path().join(crate::store::search::FILE).exists(),
+        "used once"
+    );
+    let b = new_profile("needle b");
+    store.create_client_profile(&b).await.unwrap();
+    assert_eq!(search(&store, "needle").await, [a.id, b.id]);
+    // A crash now: the next open builds the index from the records.
+    store.flush().unwrap();
+    drop(store);
+    let (store, _) = open(dir.path());
+    assert!(store.inner.builder.lock().unwrap().is_some());
+    assert_eq!(search(&store, "needle").await, [a.id, b.id]);
+}

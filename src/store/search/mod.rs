@@ -12,6 +12,7 @@
 //! index's lock, so that two writers of one profile cannot leave the older version indexed.
 
 mod batch;
+mod persist;
 mod query;
 mod text;
 
@@ -25,6 +26,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::profile_record::Fields;
+pub(crate) use persist::FILE;
 use query::{Compiled, TopK};
 use text::{FREED, Meta};
 
@@ -248,12 +250,12 @@ impl Search {
     }
 
     /// Brings the entry of `id` in line with the store after a write. `read` gets the record
-    /// as it is now; `written` is what this writer stored, used when nothing changed since.
+    /// as it is now; `written` is what this writer stored, read instead when nothing changed.
     pub(crate) fn refresh(
         &self,
         id: &Uuid,
         read: impl FnOnce() -> Result<Option<IVec>, StoreError>,
-        written: Option<(&[u8], Fields)>,
+        written: Option<&[u8]>,
     ) {
         let mut rows = self.lock_rows();
         if let Some(t) = rows.touched.as_mut() {
@@ -270,11 +272,11 @@ impl Search {
             self.remove(&mut rows, id);
             return;
         };
-        let fields = match written {
-            Some((bytes, f)) if bytes == record.as_ref() => Ok(f),
-            _ => Fields::of_record(&record),
+        let record: &[u8] = match written {
+            Some(w) if w == record.as_ref() => w,
+            _ => &record,
         };
-        match fields {
+        match Fields::of_record(record) {
             Ok(f) => self.upsert(&mut rows, &Meta::of(&f), &text::body(&f)),
             Err(e) => {
                 tracing::error!(error = %e, %id, "search index: unreadable client profile");
@@ -307,10 +309,10 @@ impl Search {
                 }
             }
             if batch.len() == batch.capacity() {
-                loaded += self.load(&mut batch);
+                loaded += self.add_batch(&mut batch);
             }
         }
-        loaded += self.load(&mut batch);
+        loaded += self.add_batch(&mut batch);
         self.lock_rows().touched = None;
         self.state.send_replace(State::Ready);
         tracing::info!(
@@ -321,7 +323,7 @@ impl Search {
         );
     }
 
-    fn load(&self, batch: &mut Vec<(Meta, Vec<u8>)>) -> usize {
+    fn add_batch(&self, batch: &mut Vec<(Meta, Vec<u8>)>) -> usize {
         let mut rows = self.lock_rows();
         let mut n = 0;
         for (m, body) in batch.drain(..) {

@@ -64,11 +64,7 @@ fn profile(i: u64) -> ClientProfile {
 fn put(s: &Search, p: &ClientProfile) {
     let record = profile_record::encode(p);
     let stored = IVec::from(record.clone());
-    s.refresh(
-        &p.id,
-        || Ok(Some(stored)),
-        Some((&record, Fields::of_profile(p))),
-    );
+    s.refresh(&p.id, || Ok(Some(stored)), Some(&record));
 }
 
 fn contains(h: &str, n: &str) -> bool {
@@ -367,4 +363,89 @@ async fn concurrent_queries_share_scans_and_each_gets_its_own_answer() {
         let found = task.await.unwrap();
         assert_eq!((found.matched, found.ids), reference(&all, q), "{q:?}");
     }
+}
+
+#[test]
+fn a_saved_index_loads_as_it_was_and_a_damaged_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Search::new();
+    let mut all: Vec<ClientProfile> = (0..(SEGMENT_ROWS as u64 + 300)).map(profile).collect();
+    for p in &all {
+        put(&s, p);
+    }
+    for p in all.drain(..50) {
+        s.refresh(&p.id, || Ok(None), None);
+    }
+    let token = [7u8; 16];
+    assert!(
+        !s.save(dir.path(), &token).unwrap(),
+        "nothing is saved while building"
+    );
+    s.lock_rows().touched = None;
+    s.state.send_replace(State::Ready);
+    assert!(s.save(dir.path(), &token).unwrap());
+
+    let loaded = Search::new();
+    let n = all.len() as u64;
+    assert!(
+        loaded.load(dir.path(), &[8u8; 16], n).is_err(),
+        "another token"
+    );
+    assert!(
+        loaded.load(dir.path(), &token, n + 1).is_err(),
+        "another count"
+    );
+    loaded.load(dir.path(), &token, n).unwrap();
+    assert_eq!(*loaded.state.borrow(), State::Ready);
+    check(
+        &loaded,
+        &all,
+        query(
+            &["needle"],
+            &[],
+            ProfileField::Created,
+            false,
+            Some((0, 20)),
+        ),
+    );
+    check(
+        &loaded,
+        &all,
+        query(
+            &[],
+            &[(ProfileField::Type, "group")],
+            ProfileField::Id,
+            true,
+            None,
+        ),
+    );
+    // Writes go on: freed rows are reused, new ones appended.
+    for i in 0..60 {
+        let p = profile(100_000 + i);
+        put(&loaded, &p);
+        all.push(p);
+    }
+    check(
+        &loaded,
+        &all,
+        query(&["a"], &[], ProfileField::Name, false, None),
+    );
+    assert_eq!(loaded.lock_rows().next, SEGMENT_ROWS + 310);
+
+    let path = dir.path().join(FILE);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    assert!(
+        Search::new().load(dir.path(), &token, n).is_err(),
+        "truncated"
+    );
+    let mut bad = bytes.clone();
+    // The start of row 50, the first live one: magic, token, next, segments, then the
+    // segment's row count, text length and garbage, then 48 bytes a row.
+    bad[16 + 16 + 4 + 4 + 4 + 8 + 8 + 50 * 48 + 16] ^= 0x55;
+    std::fs::write(&path, &bad).unwrap();
+    assert!(
+        Search::new().load(dir.path(), &token, n).is_err(),
+        "damaged row"
+    );
 }

@@ -266,65 +266,9 @@ pub(crate) fn decode(record: &[u8]) -> Result<ClientProfile, StoreError> {
     })
 }
 
-/// The fields the search index keeps, borrowed where the record allows.
-pub(crate) struct Fields<'a> {
-    pub id: Uuid,
-    pub kind: ProfileType,
-    pub name: Cow<'a, str>,
-    pub notes: Cow<'a, str>,
-    pub tags: Vec<Cow<'a, str>>,
-    pub spa_key_name: Cow<'a, str>,
-    pub identity_provider_name: Cow<'a, str>,
-    pub hostname: Cow<'a, str>,
-    /// Unix microseconds, the precision that is stored.
-    pub created: i64,
-    pub updated: i64,
-    pub exported: Option<i64>,
-}
+mod fields;
 
-fn micros(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000) as i64
-}
-
-impl<'a> Fields<'a> {
-    pub(crate) fn of_profile(p: &'a ClientProfile) -> Fields<'a> {
-        Fields {
-            id: p.id,
-            kind: p.kind,
-            name: Cow::Borrowed(&p.name),
-            notes: Cow::Borrowed(&p.notes),
-            tags: p.tags.iter().map(|t| Cow::Borrowed(t.as_str())).collect(),
-            spa_key_name: Cow::Borrowed(&p.spa_key_name),
-            identity_provider_name: Cow::Borrowed(&p.identity_provider_name),
-            hostname: Cow::Borrowed(&p.hostname),
-            created: micros(p.created),
-            updated: micros(p.updated),
-            exported: p.exported.map(micros),
-        }
-    }
-
-    pub(crate) fn of_record(record: &'a [u8]) -> Result<Fields<'a>, StoreError> {
-        let p = parse_public(record)?;
-        Ok(Fields {
-            id: p.id,
-            kind: p.kind,
-            name: p.name,
-            notes: p.notes,
-            tags: p.tags.into_iter().map(Cow::Owned).collect(),
-            spa_key_name: p.spa_key_name,
-            identity_provider_name: p.identity_provider_name,
-            hostname: p.hostname,
-            created: micros(parse_time(&p.created)?),
-            updated: micros(parse_time(&p.updated)?),
-            exported: p
-                .exported
-                .as_deref()
-                .map(parse_time)
-                .transpose()?
-                .map(micros),
-        })
-    }
-}
+pub(crate) use fields::Fields;
 
 #[cfg(test)]
 mod tests {
