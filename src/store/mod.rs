@@ -226,6 +226,22 @@ impl Drop for Inner {
     }
 }
 
+/// Size of sled's log segments (and write buffers) for a new database. sled frees space a
+/// segment at a time, once at most half of it is live: with its default of 512 KiB a store of
+/// client profiles took 2.8–3.1 × the JSON of its records, with 2 MiB 2.2 × (see
+/// docs/benchmarks.md).
+const SEGMENT_SIZE: usize = 2 * 1024 * 1024;
+
+/// The segment size the database in `dir` was created with (sled refuses any other), read
+/// from the file where sled keeps its creation parameters (text lines, then a checksum).
+fn created_segment_size(dir: &Path) -> Option<usize> {
+    let conf = std::fs::read(dir.join("conf")).ok()?;
+    String::from_utf8_lossy(&conf)
+        .lines()
+        .find_map(|l| l.strip_prefix("segment_size:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Opens sled, waiting up to two seconds for its file lock: sled releases the lock from a
 /// background thread shortly after the last handle is dropped, so a reopen in the same process
 /// (restart in tests, `import`) can find it still held. Another running server keeps it, and
@@ -236,6 +252,7 @@ fn open_sled(dir: &Path, options: &StoreOptions) -> sled::Result<sled::Db> {
         match sled::Config::new()
             .path(dir)
             .cache_capacity(options.cache_capacity)
+            .segment_size(created_segment_size(dir).unwrap_or(SEGMENT_SIZE))
             .open()
         {
             // sled reports the lock as `Other`, with the cause in the message.
