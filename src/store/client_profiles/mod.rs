@@ -275,12 +275,12 @@ impl Store {
             let Some(record) = table.get(&id)? else {
                 continue;
             };
-            let name = name_key_of(&record).ok_or_else(|| {
+            let holds = profile_record::has_name_key(&record, &key).ok_or_else(|| {
                 StoreError::Corrupt(format!("client profile {id:?} has no readable name"))
             })?;
             // A reservation of a create or rename in flight points at a record that does not
             // (yet, or any more) carry this name: not a listed entry.
-            if name != key.as_ref() {
+            if !holds {
                 continue;
             }
             if skipped < skip {

@@ -159,6 +159,23 @@ pub(crate) fn name_key_of(record: &[u8]) -> Option<Vec<u8>> {
     legacy_name_key_of(json)
 }
 
+/// Whether a record's name has the index key `key` (`None`: the record cannot be read).
+/// Compares in place when it can: listing checks every entry it shows.
+pub(crate) fn has_name_key(record: &[u8], key: &[u8]) -> Option<bool> {
+    if let Some(rest) = record.get(NAME_AT..)
+        && !is_legacy(record)
+        && record[..NAME_AT].ends_with(b"\",\"name\":\"")
+        && let Some(end) = memchr::memchr2(b'"', b'\\', rest)
+        && rest[end] == b'"'
+        && rest[..end].is_ascii()
+    {
+        return Some(
+            rest[..end].eq_ignore_ascii_case(key) && !key.iter().any(u8::is_ascii_uppercase),
+        );
+    }
+    name_key_of(record).map(|k| k == key)
+}
+
 fn legacy_name_key_of(json: &[u8]) -> Option<Vec<u8>> {
     #[derive(Deserialize)]
     struct NameOnly<'a> {
@@ -340,6 +357,26 @@ mod tests {
             (f.kind, f.tags.len(), f.exported.is_some()),
             (ProfileType::Group, 1, true)
         );
+    }
+
+    #[test]
+    fn a_record_is_checked_against_an_index_key_in_place() {
+        for name in ["Main", "main", "ÄBC straße", "quote \" in", "A\\B"] {
+            let record = encode(&ClientProfile {
+                name: name.into(),
+                ..sample(ProfileType::Profile)
+            });
+            let key = name_key(name);
+            assert_eq!(has_name_key(&record, &key), Some(true), "{name}");
+            let mut other = key.clone();
+            other.push(b'x');
+            assert_eq!(has_name_key(&record, &other), Some(false), "{name}");
+            assert_eq!(
+                has_name_key(&record, name.as_bytes()),
+                Some(key == name.as_bytes()),
+                "{name}"
+            );
+        }
     }
 
     #[test]
