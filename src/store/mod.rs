@@ -280,7 +280,9 @@ impl Store {
     /// clean — repairs what an unacknowledged write may have left. Starts building the search
     /// index in the background.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<(Store, RepairReport), OpenError> {
+        let started = std::time::Instant::now();
         let (store, _) = Self::open_unrepaired(dir, options)?;
+        let opened = started.elapsed();
         let unreadable = |cause: String| OpenError::Unreadable {
             dir: dir.to_path_buf(),
             cause,
@@ -289,6 +291,13 @@ impl Store {
         let loaded = store
             .prepare(&mut report)
             .map_err(|e| unreadable(e.to_string()))?;
+        tracing::info!(
+            sled_millis = opened.as_millis() as u64,
+            prepare_millis = (started.elapsed() - opened).as_millis() as u64,
+            client_profiles = store.client_profile_count(),
+            search_index = if loaded { "loaded" } else { "building" },
+            "database opened"
+        );
         // Make the stamp, the secret, any repair and the marker's removal durable.
         store
             .inner
