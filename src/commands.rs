@@ -25,7 +25,7 @@ pub fn reset_password(data_dir: &Path, email: &str, new_password: &str) -> Resul
             Ok::<(), StoreError>(())
         }))
         .map_err(|e| e.to_string())?;
-    store.flush().map_err(|e| e.to_string())?;
+    store.close_cleanly().map_err(|e| e.to_string())?;
     Ok(account.id)
 }
 
@@ -59,6 +59,7 @@ pub fn export(data_dir: &Path, out: &mut impl std::io::Write) -> Result<(usize, 
         out.write_all(&line).map_err(|e| e.to_string())?;
     }
     out.flush().map_err(|e| e.to_string())?;
+    store.close_cleanly().map_err(|e| e.to_string())?;
     Ok(counts)
 }
 

@@ -32,7 +32,7 @@ pub async fn serve(
 ) -> Result<(), StartError> {
     let app = App::open(config).await?;
     run(app.clone(), listener, shutdown).await;
-    if let Err(e) = app.store.flush() {
+    if let Err(e) = app.store.close_cleanly() {
         tracing::error!(error = %e, "final flush failed");
     }
     tracing::info!("stopped");

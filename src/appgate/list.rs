@@ -1,51 +1,51 @@
 //! `GET /admin/client-profiles`: Appgate's list with `query`, `range`, `orderBy`,
 //! `descending` and bare-key filters. The common case (no query or filter, ordered by name)
-//! walks the name index and stops at the end of the range; everything else scans.
+//! walks the name index and stops at the end of the range; everything else asks the store's
+//! search index, which picks the page without reading any record. Items are written into the
+//! envelope as stored, never decoded.
 
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
-use super::client_profiles::to_json;
-use super::ok;
+use super::client_profiles::ok_raw;
 use crate::app::App;
 use crate::auth::Privilege;
 use crate::error::ApiError;
 use crate::http::{self, Req, Resp};
-use crate::store::{ClientProfile, Direction, Store, StoreError};
+use crate::store::{Direction, ProfileField, ProfileQuery};
 
 /// Fields a list can be ordered by; anything else falls back to `name` (and says so).
-const ORDER_FIELDS: &[&str] = &[
-    "name",
-    "id",
-    "notes",
-    "created",
-    "updated",
-    "exported",
-    "type",
-    "spaKeyName",
-    "identityProviderName",
-    "hostname",
+const ORDER_FIELDS: &[(&str, ProfileField)] = &[
+    ("name", ProfileField::Name),
+    ("id", ProfileField::Id),
+    ("notes", ProfileField::Notes),
+    ("created", ProfileField::Created),
+    ("updated", ProfileField::Updated),
+    ("exported", ProfileField::Exported),
+    ("type", ProfileField::Type),
+    ("spaKeyName", ProfileField::SpaKeyName),
+    ("identityProviderName", ProfileField::IdentityProviderName),
+    ("hostname", ProfileField::Hostname),
 ];
 
 /// Fields a bare query key filters on; other keys are ignored, as Appgate does.
-const FILTER_FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "notes",
-    "tags",
-    "type",
-    "spaKeyName",
-    "identityProviderName",
-    "hostname",
+const FILTER_FIELDS: &[(&str, ProfileField)] = &[
+    ("id", ProfileField::Id),
+    ("name", ProfileField::Name),
+    ("notes", ProfileField::Notes),
+    ("tags", ProfileField::Tags),
+    ("type", ProfileField::Type),
+    ("spaKeyName", ProfileField::SpaKeyName),
+    ("identityProviderName", ProfileField::IdentityProviderName),
+    ("hostname", ProfileField::Hostname),
 ];
 
 struct Params {
     queries: Vec<String>,
     /// `(start, end)`, end exclusive; `None` lists everything.
     range: Option<(usize, usize)>,
-    order_by: &'static str,
+    order_by: (&'static str, ProfileField),
     descending: bool,
-    filters: Vec<(&'static str, String)>,
+    filters: Vec<(&'static str, ProfileField, String)>,
 }
 
 /// `a-b` with `a <= b`; anything else is ignored like an unknown parameter, so a malformed
@@ -65,7 +65,7 @@ impl Params {
         let mut p = Params {
             queries: Vec::new(),
             range: None,
-            order_by: "name",
+            order_by: ORDER_FIELDS[0],
             descending: false,
             filters: Vec::new(),
         };
@@ -76,14 +76,14 @@ impl Params {
                 "orderBy" => {
                     p.order_by = ORDER_FIELDS
                         .iter()
-                        .find(|f| **f == value)
+                        .find(|(f, _)| *f == value)
                         .copied()
-                        .unwrap_or("name")
+                        .unwrap_or(ORDER_FIELDS[0])
                 }
                 "descending" => p.descending = value.eq_ignore_ascii_case("true"),
                 other => {
-                    if let Some(field) = FILTER_FIELDS.iter().find(|f| **f == other) {
-                        p.filters.push((field, value));
+                    if let Some((name, field)) = FILTER_FIELDS.iter().find(|(f, _)| *f == other) {
+                        p.filters.push((name, *field, value));
                     }
                 }
             }
@@ -97,84 +97,15 @@ impl Params {
     }
 }
 
-fn contains(haystack: &str, needle_lower: &str) -> bool {
-    haystack.to_lowercase().contains(needle_lower)
-}
-
-fn field_matches(p: &ClientProfile, field: &str, needle: &str) -> bool {
-    match field {
-        "id" => contains(&p.id.to_string(), needle),
-        "name" => contains(&p.name, needle),
-        "notes" => contains(&p.notes, needle),
-        "tags" => p.tags.iter().any(|t| contains(t, needle)),
-        "type" => contains(p.kind.as_str(), needle),
-        "spaKeyName" => contains(&p.spa_key_name, needle),
-        "identityProviderName" => contains(&p.identity_provider_name, needle),
-        "hostname" => contains(&p.hostname, needle),
-        _ => false,
-    }
-}
-
-/// Each query narrows: some searched field must contain it, case-insensitively.
-fn query_matches(p: &ClientProfile, query: &str) -> bool {
-    ["name", "notes", "tags", "identityProviderName", "hostname"]
-        .iter()
-        .any(|f| field_matches(p, f, query))
-}
-
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum SortKey {
-    Time(Option<OffsetDateTime>),
-    Text(String),
-}
-
-fn sort_key(p: &ClientProfile, field: &str) -> SortKey {
-    let text = |s: &str| SortKey::Text(s.to_lowercase());
-    match field {
-        "id" => SortKey::Text(p.id.to_string()),
-        "notes" => text(&p.notes),
-        "created" => SortKey::Time(Some(p.created)),
-        "updated" => SortKey::Time(Some(p.updated)),
-        "exported" => SortKey::Time(p.exported),
-        "type" => text(p.kind.as_str()),
-        "spaKeyName" => text(&p.spa_key_name),
-        "identityProviderName" => text(&p.identity_provider_name),
-        "hostname" => text(&p.hostname),
-        // The name index's own order, so that both paths agree.
-        _ => SortKey::Text(String::new()),
-    }
-}
-
-/// Reads the whole store: every matching profile, sorted; ties go by name.
-fn scan(store: &Store, p: &Params) -> Result<Vec<ClientProfile>, StoreError> {
-    let queries: Vec<String> = p.queries.iter().map(|q| q.to_lowercase()).collect();
-    let filters: Vec<(&str, String)> = p
-        .filters
-        .iter()
-        .map(|(f, v)| (*f, v.to_lowercase()))
-        .collect();
-    let mut out = Vec::new();
-    for profile in store.client_profiles() {
-        let profile = profile?;
-        if queries.iter().all(|q| query_matches(&profile, q))
-            && filters.iter().all(|(f, v)| field_matches(&profile, f, v))
-        {
-            out.push(profile);
-        }
-    }
-    out.sort_by_cached_key(|x| (sort_key(x, p.order_by), x.name_key()));
-    if p.descending {
-        out.reverse();
-    }
-    Ok(out)
-}
-
 pub async fn list(app: &App, req: Req) -> Result<Resp, ApiError> {
     let caller = app.auth.authenticate(req.headers())?;
     caller.require(Privilege::ViewClientProfiles)?;
     let params = Params::parse(http::query_pairs(&req));
     let total = app.store.client_profile_count() as usize;
-    let (start, items, matched, params) = if !params.narrows() && params.order_by == "name" {
+    let global = app.store.settings()?.profile_hostname;
+    let mut out = Vec::with_capacity(16 * 1024);
+    out.extend_from_slice(b"{\"data\":[");
+    let (start, listed, matched) = if !params.narrows() && params.order_by.1 == ProfileField::Name {
         let (start, end) = params.range.unwrap_or((0, total));
         let (start, end) = (start.min(total), end.min(total));
         let direction = if params.descending {
@@ -182,43 +113,50 @@ pub async fn list(app: &App, req: Req) -> Result<Resp, ApiError> {
         } else {
             Direction::Ascending
         };
-        let items = app
-            .store
-            .client_profiles_by_name(direction, start, end - start)?;
-        (start, items, total, params)
+        let listed =
+            app.store
+                .client_profiles_by_name(direction, start, end - start, &global, &mut out)?;
+        (start, listed, total)
     } else {
-        // A full scan must not hold up the runtime's worker threads.
-        let store = app.store.clone();
-        let (all, params) = tokio::task::spawn_blocking(move || {
-            let all = scan(&store, &params);
-            (all, params)
-        })
-        .await
-        .map_err(ApiError::internal)?;
-        let mut all = all?;
-        let matched = all.len();
-        let (start, end) = params.range.unwrap_or((0, matched));
-        let (start, end) = (start.min(matched), end.min(matched));
-        all.truncate(end);
-        let items = all.split_off(start);
-        (start, items, matched, params)
+        let found = app
+            .store
+            .search_client_profiles(ProfileQuery {
+                queries: params.queries.clone(),
+                filters: params
+                    .filters
+                    .iter()
+                    .map(|(_, f, v)| (*f, v.clone()))
+                    .collect(),
+                order: params.order_by.1,
+                descending: params.descending,
+                range: params.range,
+            })
+            .await?;
+        let start = params.range.map_or(0, |(s, _)| s).min(found.matched);
+        let listed = app
+            .store
+            .client_profiles_by_id(&found.ids, &global, &mut out)?;
+        (start, listed, found.matched)
     };
-    let global = app.store.settings()?.profile_hostname;
-    let data: Vec<Value> = items.iter().map(|p| to_json(p, &global)).collect();
+    out.push(b']');
     let filter_by: Vec<Value> = params
         .filters
         .iter()
-        .map(|(name, value)| json!({"name": name, "value": value}))
+        .map(|(name, _, value)| json!({"name": name, "value": value}))
         .collect();
-    Ok(ok(&json!({
-        "data": data,
-        "range": format!("{start}-{}/{matched}", start + data.len()),
-        "orderBy": params.order_by,
+    let rest = serde_json::to_vec(&json!({
+        "range": format!("{start}-{}/{matched}", start + listed),
+        "orderBy": params.order_by.0,
         "descending": params.descending,
         "queries": params.queries,
         "totalCount": total,
         "filterBy": filter_by,
-    })))
+    }))
+    .expect("plain JSON");
+    // `rest` is an object: continue the envelope with its members.
+    out.push(b',');
+    out.extend_from_slice(&rest[1..]);
+    Ok(ok_raw(out))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use sled::IVec;
 
 use super::{
     META, META_COLLECTIVE, META_SCHEMA, META_SECRET, SCHEMA_VERSION, Store, StoreError,
-    TREE_SETTINGS, accounts, decode,
+    TREE_SETTINGS, accounts, decode, encode,
 };
 
 const FORMAT: &str = "profiled-backup";
@@ -39,20 +39,27 @@ impl Store {
     /// Copies the store's content. Blocks writers of uniquely indexed records only for the
     /// duration of the copy (in memory), so the copy never holds half of a rename.
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let _exclusive = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
         let values = |t: &sled::Tree| -> Result<Vec<IVec>, StoreError> {
             t.iter()
                 .values()
                 .map(|v| v.map_err(StoreError::from))
                 .collect()
         };
-        Ok(Snapshot {
-            secret: self.inner.secret,
-            collective_id: self.meta().get(META_COLLECTIVE)?,
-            settings: self.inner.settings.get(super::settings::KEY)?,
-            accounts: values(&self.inner.tables.accounts.records)?,
-            client_profiles: values(&self.inner.tables.client_profiles.table.records)?,
-        })
+        let mut snapshot = {
+            let _exclusive = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
+            Snapshot {
+                secret: self.inner.secret,
+                collective_id: self.meta().get(META_COLLECTIVE)?,
+                settings: self.inner.settings.get(super::settings::KEY)?,
+                accounts: values(&self.inner.tables.accounts.records)?,
+                client_profiles: values(&self.inner.tables.client_profiles.table.records)?,
+            }
+        };
+        // A backup keeps client profiles in their schema-1 form, which every version reads.
+        for record in &mut snapshot.client_profiles {
+            *record = IVec::from(encode(&super::profile_record::decode(record)?));
+        }
+        Ok(snapshot)
     }
 }
 
@@ -119,7 +126,7 @@ fn line(v: &Value) -> Vec<u8> {
     l
 }
 
-/// Stored records are already compact JSON: embed them without re-encoding.
+/// Records in their backup form are compact JSON already: embed them without re-encoding.
 fn raw_line(kind: &str, raw: &[u8]) -> Vec<u8> {
     let mut l = Vec::with_capacity(raw.len() + 32);
     l.extend_from_slice(b"{\"kind\":\"");
@@ -161,7 +168,7 @@ pub fn import(dir: &Path, input: impl BufRead) -> Result<(usize, usize), String>
             "the restored store is inconsistent: {report:?} {report2:?}"
         ));
     }
-    store.flush().map_err(|e| e.to_string())?;
+    store.close_cleanly().map_err(|e| e.to_string())?;
     Ok(counts)
 }
 
@@ -169,8 +176,8 @@ fn restore(db: &sled::Db, input: impl BufRead) -> Result<(usize, usize), String>
     let err = |n: usize, m: &str| format!("line {n}: {m}");
     let meta = db.open_tree(META).map_err(|e| e.to_string())?;
     let settings = db.open_tree(TREE_SETTINGS).map_err(|e| e.to_string())?;
-    let tables =
-        super::Tables::open(db, &super::unique::Gate::default()).map_err(|e| e.to_string())?;
+    let tables = super::Tables::open(db, &super::unique::Gate::default(), false)
+        .map_err(|e| e.to_string())?;
     let (mut accounts, mut profiles, mut ended, mut max_account) = (0usize, 0usize, false, None);
     for (i, l) in input.lines().enumerate() {
         let n = i + 1;
@@ -233,7 +240,7 @@ fn restore(db: &sled::Db, input: impl BufRead) -> Result<(usize, usize), String>
             "clientProfile" => {
                 let bytes = serde_json::to_vec(value).expect("plain JSON");
                 tables
-                    .insert_client_profile_raw(bytes)
+                    .insert_client_profile_raw(&bytes)
                     .map_err(|e| err(n, &e.to_string()))?;
                 profiles += 1;
             }

@@ -5,16 +5,22 @@ mod accounts;
 pub mod backup;
 mod client_profiles;
 mod commit;
+mod profile_record;
+mod search;
 mod sessions;
 mod settings;
 pub mod unique;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 pub use accounts::{Account, NewAccount, email_key};
-pub use client_profiles::{ClientProfile, Direction, ProfileType, ProfileUrl, name_key};
+pub use client_profiles::{
+    ClientProfile, Direction, ProfileType, ProfileUrl, name_key, profile_json,
+};
+pub use search::{Found, ProfileField, ProfileQuery};
 pub use sessions::Session;
 pub use settings::{AuditLogPersistenceMode, GlobalSettings, SpaMode};
 
@@ -23,8 +29,9 @@ use commit::GroupCommit;
 use unique::{RepairReport, UniqueTable};
 
 /// The on-disk layout this build writes. A database stamped with a larger number was written
-/// by a newer profiled and is refused rather than misread.
-pub const SCHEMA_VERSION: u64 = 1;
+/// by a newer profiled and is refused rather than misread; a smaller one is upgraded on open.
+/// 2: client profiles are stored as their public JSON (`profile_record`).
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: &str = "meta";
 const META_SCHEMA: &[u8] = b"schema_version";
@@ -32,6 +39,12 @@ const META_SECRET: &[u8] = b"installation_secret";
 const META_COLLECTIVE: &[u8] = b"collective_id";
 /// Account numbers start here; an import raises it above every restored id.
 const META_ACCOUNT_FLOOR: &[u8] = b"account_number_floor";
+/// Written by a clean shutdown, after the last flush: the number of client profiles (8 bytes,
+/// big-endian), then the token of the saved search index if one was saved (16 bytes). Its
+/// presence at open means nothing can be half-written (every multi-step write runs without a
+/// pause and the gate was closed before it was written), so the full check is skipped. Open
+/// removes it, durably, before serving: a crash later leaves no marker behind.
+const META_CLEAN: &[u8] = b"clean_shutdown";
 
 /// Tree names say which way they map.
 pub(crate) const TREE_ID_ACCOUNT: &str = "accountid_account";
@@ -141,19 +154,21 @@ pub(crate) struct Tables {
 }
 
 impl Tables {
-    pub(crate) fn open(db: &sled::Db, gate: &unique::Gate) -> sled::Result<Tables> {
+    /// With `indexed`, client-profile writes keep the search index in step (a server, not a
+    /// restore).
+    pub(crate) fn open(db: &sled::Db, gate: &unique::Gate, indexed: bool) -> sled::Result<Tables> {
         Ok(Tables {
             accounts: UniqueTable::new(
                 db.open_tree(TREE_ID_ACCOUNT)?,
                 db.open_tree(TREE_EMAIL_ACCOUNT)?,
                 gate.clone(),
             ),
-            // Repair touches only the index, so the count taken here stays right.
-            client_profiles: ProfileTable::new(UniqueTable::new(
+            client_profiles: ProfileTable::new(
                 db.open_tree(TREE_ID_CLIENT_PROFILE)?,
                 db.open_tree(TREE_NAME_CLIENT_PROFILE)?,
                 gate.clone(),
-            )),
+                indexed,
+            ),
         })
     }
 
@@ -169,12 +184,14 @@ impl Tables {
         ]
     }
 
-    /// Inserts a client profile record as stored (import).
-    pub(crate) fn insert_client_profile_raw(&self, record: Vec<u8>) -> Result<(), StoreError> {
-        let profile: ClientProfile = decode(&record)?;
-        self.client_profiles
-            .table
-            .insert(profile.id.as_bytes(), &profile.name_key(), record)
+    /// Inserts a client profile in its backup form (import).
+    pub(crate) fn insert_client_profile_raw(&self, backup_form: &[u8]) -> Result<(), StoreError> {
+        let profile: ClientProfile = decode(backup_form)?;
+        self.client_profiles.table.insert(
+            profile.id.as_bytes(),
+            &profile.name_key(),
+            profile_record::encode(&profile),
+        )
     }
 }
 
@@ -189,6 +206,40 @@ struct Inner {
     secret: [u8; 32],
     commit: GroupCommit,
     dir: PathBuf,
+    /// The thread building the search index after open.
+    builder: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The build holds the records tree, and so the database and its file lock: stop it
+        // before this handle is gone, so that the directory can be opened again at once.
+        self.tables.client_profiles.search.cancel();
+        if let Some(t) = self
+            .builder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Size of sled's log segments (and write buffers) for a new database. sled frees space a
+/// segment at a time, once at most half of it is live: with its default of 512 KiB a store of
+/// client profiles took 2.8–3.1 × the JSON of its records, with 2 MiB 2.2 × (see
+/// docs/benchmarks.md).
+const SEGMENT_SIZE: usize = 2 * 1024 * 1024;
+
+/// The segment size the database in `dir` was created with (sled refuses any other), read
+/// from the file where sled keeps its creation parameters (text lines, then a checksum).
+fn created_segment_size(dir: &Path) -> Option<usize> {
+    let conf = std::fs::read(dir.join("conf")).ok()?;
+    String::from_utf8_lossy(&conf)
+        .lines()
+        .find_map(|l| l.strip_prefix("segment_size:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Opens sled, waiting up to two seconds for its file lock: sled releases the lock from a
@@ -201,10 +252,13 @@ fn open_sled(dir: &Path, options: &StoreOptions) -> sled::Result<sled::Db> {
         match sled::Config::new()
             .path(dir)
             .cache_capacity(options.cache_capacity)
+            .segment_size(created_segment_size(dir).unwrap_or(SEGMENT_SIZE))
             .open()
         {
+            // sled reports the lock as `Other`, with the cause in the message.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock
+                if (e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock"))
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
@@ -222,26 +276,117 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the database in `dir`, checks its schema version, makes sure the
-    /// installation secret exists and repairs what an unacknowledged write may have left.
+    /// installation secret exists, upgrades an older layout, and — unless the last stop was
+    /// clean — repairs what an unacknowledged write may have left. Starts building the search
+    /// index in the background.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<(Store, RepairReport), OpenError> {
-        let store = Self::open_unrepaired(dir, options)?;
+        let started = std::time::Instant::now();
+        let (store, _) = Self::open_unrepaired(dir, options)?;
+        let opened = started.elapsed();
         let unreadable = |cause: String| OpenError::Unreadable {
             dir: dir.to_path_buf(),
             cause,
         };
         let mut report = RepairReport::default();
-        store
-            .0
-            .check(&mut report, true)
+        let loaded = store
+            .prepare(&mut report)
             .map_err(|e| unreadable(e.to_string()))?;
-        // Make the stamp, the secret and any repair durable before serving.
+        tracing::info!(
+            sled_millis = opened.as_millis() as u64,
+            prepare_millis = (started.elapsed() - opened).as_millis() as u64,
+            client_profiles = store.client_profile_count(),
+            search_index = if loaded { "loaded" } else { "building" },
+            "database opened"
+        );
+        // Make the stamp, the secret, any repair and the marker's removal durable.
         store
-            .0
             .inner
             .commit
             .flush_now()
             .map_err(|e| unreadable(e.to_string()))?;
-        Ok((store.0, report))
+        if !loaded {
+            let search = store.inner.tables.client_profiles.search.clone();
+            let records = store.inner.tables.client_profiles.table.records.clone();
+            let builder = std::thread::Builder::new()
+                .name("search-index".into())
+                .spawn(move || search.build(&records))
+                .map_err(|e| unreadable(e.to_string()))?;
+            *store
+                .inner
+                .builder
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(builder);
+        }
+        Ok((store, report))
+    }
+
+    /// Start-up work before serving: the clean-shutdown marker (and the search index saved
+    /// with it), or the full check and repair. Returns whether the search index was loaded.
+    fn prepare(&self, report: &mut RepairReport) -> Result<bool, StoreError> {
+        let meta = &self.inner.meta;
+        let schema = match meta.get(META_SCHEMA)? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or_default()),
+            None => SCHEMA_VERSION,
+        };
+        let clean = meta.remove(META_CLEAN)?;
+        let profiles = &self.inner.tables.client_profiles;
+        let mut loaded = false;
+        match clean {
+            Some(m) if schema == SCHEMA_VERSION && (m.len() == 8 || m.len() == 24) => {
+                let count = u64::from_be_bytes(m[..8].try_into().expect("8 bytes"));
+                profiles.table.set_count(count);
+                if let Ok(token) = <[u8; 16]>::try_from(&m[8..]) {
+                    match profiles.search.load(&self.inner.dir, &token, count) {
+                        Ok(()) => loaded = true,
+                        Err(e) => tracing::warn!(
+                            error = %e,
+                            "the saved search index is not usable; building it from the records"
+                        ),
+                    }
+                }
+            }
+            _ => {
+                self.check(report, true)?;
+                if schema < SCHEMA_VERSION {
+                    let n = profiles.upgrade_records()?;
+                    meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                    tracing::info!(
+                        from = schema,
+                        to = SCHEMA_VERSION,
+                        client_profiles = n,
+                        "database layout upgraded"
+                    );
+                }
+            }
+        }
+        // Used once at most: a later crash must not find it.
+        match std::fs::remove_file(self.inner.dir.join(search::FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        Ok(loaded)
+    }
+
+    /// Ends writing for good and records a clean stop (see `META_CLEAN`). Call it once, after
+    /// the last request; multi-step writes after it fail with `Unavailable`.
+    pub fn close_cleanly(&self) -> Result<(), StoreError> {
+        let mut closed = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
+        *closed = true;
+        self.inner.commit.flush_now()?;
+        let mut marker = self.client_profile_count().to_be_bytes().to_vec();
+        // The search index, saved so that the next open need not rebuild it (and named by
+        // a token, so that a file from another stop is never taken for it).
+        let mut token = [0u8; 16];
+        if getrandom::fill(&mut token).is_ok() {
+            let search = &self.inner.tables.client_profiles.search;
+            match search.save(&self.inner.dir, &token) {
+                Ok(true) => marker.extend_from_slice(&token),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not save the search index"),
+            }
+        }
+        self.inner.meta.insert(META_CLEAN, marker)?;
+        self.inner.commit.flush_now()
     }
 
     /// Opens without repairing anything (for `profiled check`).
@@ -302,7 +447,7 @@ impl Store {
             }
         };
         let gate = unique::Gate::default();
-        let tables = Tables::open(&db, &gate).map_err(|e| unreadable(e.to_string()))?;
+        let tables = Tables::open(&db, &gate, true).map_err(|e| unreadable(e.to_string()))?;
         let account_floor = match meta
             .get(META_ACCOUNT_FLOOR)
             .map_err(|e| unreadable(e.to_string()))?
@@ -329,6 +474,7 @@ impl Store {
                 secret,
                 commit,
                 dir: dir.to_path_buf(),
+                builder: Mutex::new(None),
             }),
         };
         Ok((store, RepairReport::default()))

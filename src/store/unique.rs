@@ -13,6 +13,7 @@
 //! `repair` removes such leftovers at start-up: an index entry whose record is missing or now
 //! carries another key.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use sled::{IVec, Tree};
@@ -46,13 +47,23 @@ pub(crate) enum Swap {
 }
 
 /// Held shared by every multi-step write and exclusively by a backup snapshot, so that a
-/// snapshot never sees half of a write (a record renamed but not yet moved in the index).
-pub(crate) type Gate = Arc<RwLock<()>>;
+/// snapshot never sees half of a write (a record renamed but not yet moved in the index), and
+/// by a clean shutdown, which sets it to `true` ("closed": no multi-step write starts again).
+pub(crate) type Gate = Arc<RwLock<bool>>;
+
+/// Told of each successful write: the record's id and what it is now (`None`: removed).
+pub(crate) type OnWrite = Box<dyn Fn(&[u8], Option<&[u8]>) + Send + Sync>;
 
 pub(crate) struct UniqueTable {
     pub(crate) records: Tree,
     pub(crate) index: Tree,
     gate: Gate,
+    /// Runs while the gate is still held, so that a clean shutdown (which closes the gate)
+    /// sees every write's consequences complete.
+    on_write: Option<OnWrite>,
+    /// The number of records, where a table keeps it: changed under the gate, so that a clean
+    /// shutdown reads a count that matches the records exactly.
+    count: Option<AtomicU64>,
 }
 
 impl UniqueTable {
@@ -61,11 +72,58 @@ impl UniqueTable {
             records,
             index,
             gate,
+            on_write: None,
+            count: None,
         }
     }
 
-    fn enter(&self) -> RwLockReadGuard<'_, ()> {
-        self.gate.read().unwrap_or_else(|p| p.into_inner())
+    /// The same, keeping a live count of the records (start it with `set_count`).
+    pub(crate) fn counted(records: Tree, index: Tree, gate: Gate) -> Self {
+        UniqueTable {
+            count: Some(AtomicU64::new(0)),
+            ..Self::new(records, index, gate)
+        }
+    }
+
+    /// The same, telling `on_write` of every write.
+    pub(crate) fn watched(mut self, on_write: OnWrite) -> Self {
+        self.on_write = Some(on_write);
+        self
+    }
+
+    fn wrote(&self, id: &[u8], now: Option<&[u8]>) {
+        if let Some(f) = &self.on_write {
+            f(id, now);
+        }
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count.as_ref().map_or(0, |c| c.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn set_count(&self, n: u64) {
+        if let Some(c) = &self.count {
+            c.store(n, Ordering::SeqCst);
+        }
+    }
+
+    fn add(&self, delta: i64) {
+        if let Some(c) = &self.count {
+            if delta >= 0 {
+                c.fetch_add(delta as u64, Ordering::SeqCst);
+            } else {
+                c.fetch_sub(delta.unsigned_abs(), Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn enter(&self) -> Result<RwLockReadGuard<'_, bool>, StoreError> {
+        let gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        if *gate {
+            // The store was closed cleanly: its count is on disk already.
+            return Err(StoreError::Unavailable);
+        }
+        Ok(gate)
     }
 
     fn reserve(&self, key: &[u8], id: &[u8]) -> Result<bool, StoreError> {
@@ -97,16 +155,20 @@ impl UniqueTable {
     }
 
     pub(crate) fn insert(&self, id: &[u8], key: &[u8], record: Vec<u8>) -> Result<(), StoreError> {
-        let _gate = self.enter();
+        let _gate = self.enter()?;
         if self.records.contains_key(id)? {
             return Err(StoreError::IdTaken);
         }
         let fresh = self.reserve(key, id)?;
         match self
             .records
-            .compare_and_swap(id, None as Option<&[u8]>, Some(record))?
+            .compare_and_swap(id, None as Option<&[u8]>, Some(record.as_slice()))?
         {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.add(1);
+                self.wrote(id, Some(&record));
+                Ok(())
+            }
             Err(_) => {
                 if fresh {
                     self.release(key, id)?;
@@ -125,11 +187,15 @@ impl UniqueTable {
         new_key: &[u8],
         new: Vec<u8>,
     ) -> Result<Swap, StoreError> {
-        let _gate = self.enter();
+        let _gate = self.enter()?;
         let moved = old_key != new_key;
         let fresh = moved && self.reserve(new_key, id)?;
-        match self.records.compare_and_swap(id, Some(old), Some(new))? {
+        match self
+            .records
+            .compare_and_swap(id, Some(old), Some(new.as_slice()))?
+        {
             Ok(()) => {
+                self.wrote(id, Some(&new));
                 if moved {
                     self.release(old_key, id)?;
                 }
@@ -145,12 +211,14 @@ impl UniqueTable {
     }
 
     pub(crate) fn remove(&self, id: &[u8], old: &IVec, key: &[u8]) -> Result<Swap, StoreError> {
-        let _gate = self.enter();
+        let _gate = self.enter()?;
         match self
             .records
             .compare_and_swap(id, Some(old), None as Option<&[u8]>)?
         {
             Ok(()) => {
+                self.add(-1);
+                self.wrote(id, None);
                 self.release(key, id)?;
                 Ok(Swap::Done)
             }
@@ -158,7 +226,8 @@ impl UniqueTable {
         }
     }
 
-    /// Verifies (and with `fix`, repairs) both directions of the index.
+    /// Verifies (and with `fix`, repairs) both directions of the index, and sets the count to
+    /// the records found.
     pub(crate) fn check(
         &self,
         report: &mut RepairReport,
@@ -185,8 +254,10 @@ impl UniqueTable {
                 }
             }
         }
+        let mut records = 0;
         for entry in self.records.iter() {
             let (id, rec) = entry?;
+            records += 1;
             let Some(key) = key_of(&rec) else {
                 report
                     .unrepairable
@@ -226,6 +297,7 @@ impl UniqueTable {
                 }
             }
         }
+        self.set_count(records);
         Ok(())
     }
 }

@@ -106,7 +106,8 @@ impl TestServer {
             .await
             .expect("server stops in time")
             .expect("server task does not panic");
-        self.app.store.flush().expect("final flush");
+        // As `serve` ends: the final flush, and the clean-shutdown marker.
+        self.app.store.close_cleanly().expect("final flush");
         // Dropping the last handle closes sled and releases its lock on the directory.
         drop(self.app);
         (self.dir, self.config)

@@ -253,12 +253,21 @@ async fn two_records_claiming_one_key_stop_the_server_from_starting() {
     let (dir, config) = s.stop().await;
     {
         // A second record with the administrator's e-mail: no repair can choose between them.
-        let db = sled::open(dir.path()).unwrap();
+        let db = sled::Config::new()
+            .path(dir.path())
+            .segment_size(2 * 1024 * 1024)
+            .open()
+            .unwrap();
         let mut twin = serde_json::to_value(&admin).unwrap();
         twin["id"] = json!("iuser99999");
         db.open_tree("accountid_account")
             .unwrap()
             .insert("iuser99999", serde_json::to_vec(&twin).unwrap())
+            .unwrap();
+        // As after a crash: no clean-shutdown marker, so start-up runs the full check.
+        db.open_tree("meta")
+            .unwrap()
+            .remove("clean_shutdown")
             .unwrap();
         db.flush().unwrap();
     }

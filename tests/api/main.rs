@@ -5,6 +5,7 @@ mod backup;
 mod client_profile_concurrency;
 mod client_profile_export;
 mod client_profile_list;
+mod client_profile_storage;
 mod client_profile_validation;
 mod client_profiles;
 mod crash;

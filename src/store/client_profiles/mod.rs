@@ -1,14 +1,17 @@
 //! Client profiles (Appgate's): records by id, unique by name (case-insensitive), with a
-//! name-ordered index that lists the first page without reading the rest of the store.
+//! name-ordered index that lists the first page without reading the rest of the store, and
+//! an in-memory search index for everything else a list can ask.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::unique::{Swap, UniqueTable};
-use super::{Store, StoreError, decode, encode};
+use super::profile_record;
+use super::search::{Found, ProfileQuery, Search};
+use super::unique::{Gate, Swap, UniqueTable};
+use super::{Store, StoreError};
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub enum ProfileType {
@@ -38,8 +41,10 @@ pub struct ProfileUrl {
     pub weight: i64,
 }
 
-/// A client profile as stored (compact JSON: empty fields are left out). A `Profile` uses
-/// `spa_key_name`, `identity_provider_name` and `hostname`; a `Group` uses `profile_urls`.
+/// A client profile. A `Profile` uses `spa_key_name`, `identity_provider_name` and `hostname`;
+/// a `Group` uses `profile_urls`. Its serde form (compact JSON, empty fields left out, times
+/// in Unix microseconds) is the record format of schema 1 and the `clientProfile` line of a
+/// backup; the store itself keeps the form of `profile_record`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientProfile {
@@ -81,28 +86,49 @@ pub fn name_key(name: &str) -> Vec<u8> {
 }
 
 pub(super) fn name_key_of(record: &[u8]) -> Option<Vec<u8>> {
-    // Only the name is needed: skip decoding the rest (start-up repairs every record).
-    #[derive(Deserialize)]
-    struct NameOnly<'a> {
-        #[serde(borrow)]
-        name: std::borrow::Cow<'a, str>,
-    }
-    serde_json::from_slice::<NameOnly>(record)
-        .ok()
-        .map(|n| name_key(&n.name))
+    profile_record::name_key_of(record)
 }
 
-/// The two trees and the live count, which is what an unfiltered list reports as its total.
+/// The two trees (with the live count, what an unfiltered list reports as its total) and the
+/// search index.
 pub(crate) struct ProfileTable {
-    pub(super) table: UniqueTable,
-    count: AtomicU64,
+    pub(crate) table: UniqueTable,
+    pub(super) search: Arc<Search>,
 }
 
 impl ProfileTable {
-    /// Call after `repair`: the count is taken from the records as they are then.
-    pub(super) fn new(table: UniqueTable) -> Self {
-        let count = AtomicU64::new(table.records.len() as u64);
-        ProfileTable { table, count }
+    /// Counts the records; with `indexed`, keeps the search index in step with every write.
+    pub(super) fn new(records: sled::Tree, index: sled::Tree, gate: Gate, indexed: bool) -> Self {
+        let search = Arc::new(Search::new());
+        let mut table = UniqueTable::counted(records.clone(), index, gate);
+        if indexed {
+            let s = search.clone();
+            table = table.watched(Box::new(move |id, now| {
+                if let Ok(id) = Uuid::from_slice(id) {
+                    s.refresh(&id, || Ok(records.get(id.as_bytes())?), now);
+                }
+            }));
+        }
+        ProfileTable { table, search }
+    }
+
+    /// Rewrites records of schema 1 in this build's format (names do not change, so the index
+    /// stays as it is). Returns how many were rewritten.
+    pub(super) fn upgrade_records(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for entry in self.table.records.iter() {
+            let (id, old) = entry?;
+            if profile_record::is_legacy(&old) {
+                let new = profile_record::encode(&profile_record::decode(&old)?);
+                // Nothing else writes while the store opens.
+                let _ = self
+                    .table
+                    .records
+                    .compare_and_swap(&id, Some(&old), Some(new))?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -113,14 +139,35 @@ pub enum Direction {
     Descending,
 }
 
+/// A client profile as the API shows it (`globalHostname` filled in), as JSON.
+pub fn profile_json(p: &ClientProfile, global_hostname: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(384);
+    profile_record::write_json(&mut out, &profile_record::encode(p), global_hostname);
+    out
+}
+
+/// Appends a stored record's API JSON to a list being built.
+fn push_item(out: &mut Vec<u8>, n: usize, record: &[u8], global: &str) -> Result<(), StoreError> {
+    if n > 0 {
+        out.push(b',');
+    }
+    if profile_record::write_json(out, record, global) {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt(
+            "a client profile record has an unknown layout".into(),
+        ))
+    }
+}
+
 impl Store {
     /// Stores a new profile (its id and name must both be free) and waits until durable.
     pub async fn create_client_profile(&self, profile: &ClientProfile) -> Result<(), StoreError> {
         self.writable()?;
         let t = &self.inner.tables.client_profiles;
+        let record = profile_record::encode(profile);
         t.table
-            .insert(profile.id.as_bytes(), &profile.name_key(), encode(profile))?;
-        t.count.fetch_add(1, Ordering::SeqCst);
+            .insert(profile.id.as_bytes(), &profile.name_key(), record)?;
         self.durable().await
     }
 
@@ -130,8 +177,23 @@ impl Store {
             .client_profiles
             .table
             .get(id.as_bytes())?
-            .map(|v| decode(&v))
+            .map(|v| profile_record::decode(&v))
             .transpose()
+    }
+
+    /// The profile as the API shows it, straight from its stored bytes.
+    pub fn client_profile_json(
+        &self,
+        id: &Uuid,
+        global_hostname: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let table = &self.inner.tables.client_profiles.table;
+        let Some(record) = table.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(record.len() + 32 + global_hostname.len());
+        push_item(&mut out, 0, &record, global_hostname)?;
+        Ok(Some(out))
     }
 
     /// Applies `change` to the stored profile and writes it back atomically, moving the name
@@ -144,15 +206,19 @@ impl Store {
         mut change: impl FnMut(&mut ClientProfile) -> Result<(), E>,
     ) -> Result<ClientProfile, E> {
         self.writable()?;
-        let table = &self.inner.tables.client_profiles.table;
+        let t = &self.inner.tables.client_profiles;
         let profile = loop {
-            let old = table.get(id.as_bytes())?.ok_or(StoreError::NotFound)?;
-            let mut profile: ClientProfile = decode(&old)?;
+            let old = t.table.get(id.as_bytes())?.ok_or(StoreError::NotFound)?;
+            let mut profile = profile_record::decode(&old)?;
             let old_key = profile.name_key();
             change(&mut profile)?;
             profile.id = *id;
             let new_key = profile.name_key();
-            match table.update(id.as_bytes(), &old, &old_key, &new_key, encode(&profile))? {
+            let record = profile_record::encode(&profile);
+            match t
+                .table
+                .update(id.as_bytes(), &old, &old_key, &new_key, record)?
+            {
                 Swap::Done => break profile,
                 Swap::Changed => continue,
             }
@@ -175,70 +241,80 @@ impl Store {
                 Swap::Changed => continue,
             }
         }
-        t.count.fetch_sub(1, Ordering::SeqCst);
         self.durable().await
     }
 
     /// How many profiles exist; kept in memory, so free.
     pub fn client_profile_count(&self) -> u64 {
-        self.inner
-            .tables
-            .client_profiles
-            .count
-            .load(Ordering::SeqCst)
+        self.inner.tables.client_profiles.table.count()
     }
 
     /// Profiles in name order (case-insensitive), read straight from the name index: skips
-    /// `skip`, returns at most `take`, and touches nothing past them.
+    /// `skip`, appends at most `take` to `out` as comma-separated JSON objects, touches nothing
+    /// past them, and returns how many it appended.
     pub fn client_profiles_by_name(
         &self,
         direction: Direction,
         skip: usize,
         take: usize,
-    ) -> Result<Vec<ClientProfile>, StoreError> {
+        global_hostname: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, StoreError> {
         let table = &self.inner.tables.client_profiles.table;
         let entries = table.index.iter();
         let entries: Box<dyn Iterator<Item = _>> = match direction {
             Direction::Ascending => Box::new(entries),
             Direction::Descending => Box::new(entries.rev()),
         };
-        let mut out = Vec::with_capacity(take.min(1024));
-        let mut skipped = 0;
+        let (mut n, mut skipped) = (0, 0);
         for entry in entries {
-            if out.len() >= take {
+            if n >= take {
                 break;
             }
             let (key, id) = entry?;
             let Some(record) = table.get(&id)? else {
                 continue;
             };
-            let name = name_key_of(&record).ok_or_else(|| {
+            let holds = profile_record::has_name_key(&record, &key).ok_or_else(|| {
                 StoreError::Corrupt(format!("client profile {id:?} has no readable name"))
             })?;
             // A reservation of a create or rename in flight points at a record that does not
             // (yet, or any more) carry this name: not a listed entry.
-            if name != key.as_ref() {
+            if !holds {
                 continue;
             }
             if skipped < skip {
                 skipped += 1;
                 continue;
             }
-            out.push(decode(&record)?);
+            push_item(out, n, &record, global_hostname)?;
+            n += 1;
         }
-        Ok(out)
+        Ok(n)
     }
 
-    /// Every profile, in id order; for queries, filters and other sort orders.
-    pub fn client_profiles(&self) -> impl Iterator<Item = Result<ClientProfile, StoreError>> + '_ {
-        self.inner
-            .tables
-            .client_profiles
-            .table
-            .records
-            .iter()
-            .values()
-            .map(|v| decode(&v?))
+    /// Runs a list request on the search index (waiting for it after a start-up).
+    pub async fn search_client_profiles(&self, query: ProfileQuery) -> Result<Found, StoreError> {
+        self.inner.tables.client_profiles.search.search(query).await
+    }
+
+    /// Appends the profiles with these ids (those that still exist) to `out` as
+    /// comma-separated JSON objects; returns how many.
+    pub fn client_profiles_by_id(
+        &self,
+        ids: &[Uuid],
+        global_hostname: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, StoreError> {
+        let table = &self.inner.tables.client_profiles.table;
+        let mut n = 0;
+        for id in ids {
+            if let Some(record) = table.get(id.as_bytes())? {
+                push_item(out, n, &record, global_hostname)?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -284,79 +360,4 @@ mod micros_opt {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::StoreOptions;
-
-    fn new_profile(name: &str) -> ClientProfile {
-        let now = crate::clock::now();
-        ClientProfile {
-            id: Uuid::new_v4(),
-            name: name.into(),
-            notes: String::new(),
-            tags: vec![],
-            created: now,
-            updated: now,
-            exported: None,
-            kind: ProfileType::Profile,
-            spa_key_name: name.into(),
-            identity_provider_name: "local".into(),
-            hostname: String::new(),
-            profile_urls: vec![],
-        }
-    }
-
-    #[tokio::test]
-    async fn start_up_repairs_the_name_index_and_counts_what_is_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = StoreOptions::default();
-        {
-            let (store, _) = Store::open(dir.path(), &options).unwrap();
-            store
-                .create_client_profile(&new_profile("Kept"))
-                .await
-                .unwrap();
-            // What a crash between reserving a name and writing the record leaves behind.
-            let index = &store.inner.tables.client_profiles.table.index;
-            index.insert(b"ghost", Uuid::new_v4().as_bytes()).unwrap();
-            store.flush().unwrap();
-        }
-        let (store, report) = Store::open(dir.path(), &options).unwrap();
-        assert_eq!(report.removed.len(), 1, "{report:?}");
-        assert_eq!(store.client_profile_count(), 1);
-        store
-            .create_client_profile(&new_profile("Ghost"))
-            .await
-            .unwrap();
-        assert!(matches!(
-            store.create_client_profile(&new_profile("KEPT")).await,
-            Err(StoreError::KeyTaken)
-        ));
-        let names: Vec<String> = store
-            .client_profiles_by_name(Direction::Descending, 0, 10)
-            .unwrap()
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
-        assert_eq!(names, ["Kept", "Ghost"]);
-        assert_eq!(store.client_profile_count(), 2);
-    }
-
-    #[test]
-    fn records_round_trip_compactly() {
-        let t = OffsetDateTime::from_unix_timestamp_nanos(1_653_053_731_836_392_000).unwrap();
-        let p = ClientProfile {
-            id: Uuid::nil(),
-            created: t,
-            updated: t,
-            ..new_profile("Main")
-        };
-        let bytes = encode(&p);
-        assert_eq!(
-            String::from_utf8(bytes.clone()).unwrap(),
-            r#"{"id":"00000000-0000-0000-0000-000000000000","name":"Main","created":1653053731836392,"updated":1653053731836392,"type":"Profile","spaKeyName":"Main","identityProviderName":"local"}"#
-        );
-        assert_eq!(decode::<ClientProfile>(&bytes).unwrap(), p);
-        assert_eq!(name_key_of(&bytes), Some(b"main".to_vec()));
-    }
-}
+mod tests;
