@@ -115,11 +115,7 @@ async fn a_backup_restores_into_a_fresh_directory_with_the_same_answers() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
 
-    let out = Command::new(BIN)
-        .args(["check", "--data-dir"])
-        .arg(&restored)
-        .output()
-        .unwrap();
+    let out = offline_check_output(&restored);
     assert!(
         out.status.success(),
         "{}",
@@ -215,11 +211,7 @@ async fn check_reports_stale_index_entries_and_start_up_repairs_them() {
             .expect("the server stopped cleanly");
         db.flush().unwrap();
     }
-    let out = Command::new(BIN)
-        .args(["check", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = offline_check_output(dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -231,11 +223,7 @@ async fn check_reports_stale_index_entries_and_start_up_repairs_them() {
     // The reservation is gone: the address can be taken.
     add_account(&s, "ghost@example.com", "clientProfileViewerRole").await;
     let (dir, _) = s.stop().await;
-    let out = Command::new(BIN)
-        .args(["check", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = offline_check_output(dir.path());
     assert!(
         out.status.success(),
         "{}",

@@ -418,11 +418,7 @@ async fn verify(clients: &mut [Client], addr: std::net::SocketAddr, token: &str,
 }
 
 fn offline_check(dir: &std::path::Path, must_be_clean: bool) {
-    let out = std::process::Command::new(BIN)
-        .args(["check", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
+    let out = offline_check_output(dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("damaged:"), "{stdout}");
     if must_be_clean {

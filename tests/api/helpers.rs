@@ -245,6 +245,15 @@ pub async fn send(
 /// The compiled binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_profiled");
 
+/// `profiled check --data-dir <dir>`, run to completion.
+pub fn offline_check_output(dir: impl AsRef<Path>) -> std::process::Output {
+    Command::new(BIN)
+        .args(["check", "--data-dir"])
+        .arg(dir.as_ref())
+        .output()
+        .expect("profiled check runs")
+}
+
 /// The binary, started on a free port; its stderr is collected on a thread.
 pub struct Process {
     pub child: Child,

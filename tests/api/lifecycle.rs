@@ -277,11 +277,7 @@ async fn two_records_claiming_one_key_stop_the_server_from_starting() {
     };
     assert!(err.contains("both claim email"), "{err}");
     assert!(err.contains("restore from a backup"), "{err}");
-    let out = Command::new(BIN)
-        .args(["check", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = offline_check_output(dir.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("damaged:"));
 }
