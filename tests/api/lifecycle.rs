@@ -91,15 +91,22 @@ async fn sigterm_stops_the_binary_cleanly_with_exit_status_0() {
 async fn a_generated_password_is_printed_once_and_never_logged() {
     let dir = tempfile::tempdir().unwrap();
     let p = Process::start(dir.path(), None);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let err = p.stderr.lock().unwrap().clone();
-    let password = err
-        .lines()
-        .skip_while(|l| !l.contains("generated password"))
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.contains("generated password"))
-        .expect("the password is printed")
-        .to_string();
+    // The listener is bound before the administrator is created: wait for the printout.
+    let mut password = None;
+    for _ in 0..400 {
+        let err = p.stderr.lock().unwrap().clone();
+        password = err
+            .lines()
+            .skip_while(|l| !l.contains("generated password"))
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.contains("generated password"))
+            .map(str::to_string);
+        if password.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let password = password.expect("the password is printed");
     assert!(password.len() >= 20, "{password}");
     let r = p.login(ADMIN_EMAIL, &password).await;
     assert_eq!(r.status, 200);
@@ -112,7 +119,7 @@ async fn a_generated_password_is_printed_once_and_never_logged() {
 
     // A second start does not print it (or any) again.
     let p = Process::start(dir.path(), None);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(p.login(ADMIN_EMAIL, &password).await.status, 200);
     p.signal("-TERM");
     let (_, err) = p.wait();
     assert!(!err.contains(&password));
