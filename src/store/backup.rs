@@ -151,7 +151,8 @@ pub fn import(dir: &Path, input: impl BufRead) -> Result<(usize, usize), String>
             dir.display()
         ));
     }
-    let db = super::open_sled(dir, &super::StoreOptions::default()).map_err(|e| e.to_string())?;
+    let db =
+        super::open::open_sled(dir, &super::StoreOptions::default()).map_err(|e| e.to_string())?;
     let result = restore(&db, input);
     db.flush().map_err(|e| e.to_string())?;
     drop(db);

@@ -273,10 +273,10 @@ async fn a_clean_restart_loads_the_saved_search_index() {
 
 #[test]
 fn a_database_keeps_the_segment_size_it_was_created_with() {
-    let segment_size = |dir: &Path| super::super::created_segment_size(dir).unwrap();
+    let segment_size = |dir: &Path| super::super::open::created_segment_size(dir).unwrap();
     let new = tempfile::tempdir().unwrap();
     drop(open(new.path()));
-    assert_eq!(segment_size(new.path()), super::super::SEGMENT_SIZE);
+    assert_eq!(segment_size(new.path()), super::super::open::SEGMENT_SIZE);
     // Created by an earlier build, with sled's default: sled refuses any other size.
     let old = tempfile::tempdir().unwrap();
     {

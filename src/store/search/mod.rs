@@ -6,18 +6,21 @@
 //! into segments with a lock each: a writer waits for at most one segment's scan, never for a
 //! whole query.
 //!
-//! The index is built from the records in a background thread after start-up; until it is
-//! ready, queries wait (`wait_ready`) while everything else is served at once. Writers keep it
-//! in step after each successful store write (`refresh`), which re-reads the record under the
-//! index's lock, so that two writers of one profile cannot leave the older version indexed.
+//! A clean shutdown saves it and the next open loads it (`persist.rs`); otherwise it is built
+//! from the records in a background thread (`build.rs`), and until it is ready queries wait
+//! (`wait_ready`) while everything else is served at once. Writers keep it in step after each
+//! successful store write (`refresh`, under the store's write gate), which re-reads the record
+//! under the index's lock, so that two writers of one profile cannot leave the older version
+//! indexed. Concurrent queries share scans (`batch.rs`).
 
 mod batch;
+mod build;
 mod persist;
 mod query;
 mod text;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use sled::IVec;
@@ -285,63 +288,6 @@ impl Search {
         }
     }
 
-    /// Fills the index from every record; runs once, in its own thread, after start-up.
-    pub(crate) fn build(&self, records: &sled::Tree) {
-        let started = std::time::Instant::now();
-        let mut batch: Vec<(Meta, Vec<u8>)> = Vec::with_capacity(1024);
-        let mut loaded = 0;
-        for item in records.iter() {
-            if self.cancel.load(Ordering::Relaxed) {
-                return;
-            }
-            let record = match item {
-                Ok((_, v)) => v,
-                Err(e) => {
-                    tracing::error!(error = %e, "search index: cannot read the client profiles");
-                    self.state.send_replace(State::Failed);
-                    return;
-                }
-            };
-            match Fields::of_record(&record) {
-                Ok(f) => batch.push((Meta::of(&f), text::body(&f))),
-                Err(e) => {
-                    tracing::error!(error = %e, "search index: unreadable client profile left out")
-                }
-            }
-            if batch.len() == batch.capacity() {
-                loaded += self.add_batch(&mut batch);
-            }
-        }
-        loaded += self.add_batch(&mut batch);
-        self.lock_rows().touched = None;
-        self.state.send_replace(State::Ready);
-        tracing::info!(
-            profiles = loaded,
-            millis = started.elapsed().as_millis() as u64,
-            bytes = self.footprint(),
-            "search index ready"
-        );
-    }
-
-    fn add_batch(&self, batch: &mut Vec<(Meta, Vec<u8>)>) -> usize {
-        let mut rows = self.lock_rows();
-        let mut n = 0;
-        for (m, body) in batch.drain(..) {
-            // A writer got there first and indexed what is current.
-            let touched = rows.touched.as_ref().is_some_and(|t| t.contains(&m.id));
-            if !touched && !rows.by_id.contains_key(&m.id) {
-                self.upsert(&mut rows, &m, &body);
-                n += 1;
-            }
-        }
-        n
-    }
-
-    /// Stops a build that is still running (the store is being closed).
-    pub(crate) fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
-    }
-
     /// Waits until the index is built.
     pub(crate) async fn wait_ready(&self) -> Result<(), StoreError> {
         let mut rx = self.state.subscribe();
@@ -398,20 +344,6 @@ impl Search {
     #[cfg(test)]
     fn run(&self, q: &ProfileQuery) -> Found {
         self.run_batch(&[q]).remove(0)
-    }
-
-    /// Bytes the index holds (rows, text and the id map), for the logs.
-    pub(crate) fn footprint(&self) -> usize {
-        let rows = self.lock_rows();
-        let map = rows.by_id.capacity() * (std::mem::size_of::<(Uuid, u32)>() + 1);
-        let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
-        map + segs
-            .iter()
-            .map(|s| {
-                let s = s.read().unwrap_or_else(|p| p.into_inner());
-                s.rows.capacity() * std::mem::size_of::<Row>() + s.arena.capacity()
-            })
-            .sum::<usize>()
     }
 }
 
