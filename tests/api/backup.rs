@@ -80,10 +80,58 @@ async fn a_backup_restores_into_a_fresh_directory_with_the_same_answers() {
     let s = TestServer::start().await;
     add_account(&s, "one@example.com", "clientProfileViewerRole").await;
     let token = s.admin_token().await;
+    let mut settings = s.app.store.settings().unwrap();
+    settings.profile_hostname = "sdp.example.com".into();
+    s.app.store.put_settings(settings).await.unwrap();
+    let profile = serde_json::json!({"name": "Main Office", "notes": "n", "tags": ["a"],
+        "identityProviderName": "local"});
+    let r = s
+        .appgate(
+            Method::POST,
+            "/admin/client-profiles",
+            Some(&token),
+            Some(profile),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let group = serde_json::json!({"name": "Group", "type": "Group", "profileUrls": [
+        {"url": "appgate://sdp.example.com/eyJwcm9maWxlTmFtZSI6Ik1haW4gT2ZmaWNlIn0="}]});
+    let r = s
+        .appgate(
+            Method::POST,
+            "/admin/client-profiles",
+            Some(&token),
+            Some(group),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    // What a client sees before: the list, one profile and its exported link.
+    let reads = [
+        "/admin/client-profiles".to_string(),
+        format!("/admin/client-profiles/{id}"),
+    ];
+    let mut before_reads = Vec::new();
+    for path in &reads {
+        before_reads.push(
+            s.appgate(Method::GET, path, Some(&token), None)
+                .await
+                .json(),
+        );
+    }
     let backup = s
         .appgate(Method::GET, "/admin/backup", Some(&token), None)
         .await
         .body;
+    let link = s
+        .appgate(
+            Method::GET,
+            &format!("/admin/client-profiles/{id}/url"),
+            Some(&token),
+            None,
+        )
+        .await
+        .json();
     let before_accounts = s.app.store.accounts().unwrap();
     let before_settings = s.app.store.settings().unwrap();
     let before_secret = *s.app.store.secret();
@@ -129,6 +177,21 @@ async fn a_backup_restores_into_a_fresh_directory_with_the_same_answers() {
     assert_eq!(r.app.store.settings().unwrap(), before_settings);
     assert_eq!(*r.app.store.secret(), before_secret);
     r.login("one@example.com", "a-good-password-1").await;
+    // The same answers: list, profile (the export stamp came after the backup), and the same
+    // link (same secret, so the same SPA key).
+    let t = r.admin_token().await;
+    for (path, before) in reads.iter().zip(&before_reads) {
+        assert_eq!(
+            &r.appgate(Method::GET, path, Some(&t), None).await.json(),
+            before,
+            "{path}"
+        );
+    }
+    let url = format!("/admin/client-profiles/{id}/url");
+    assert_eq!(
+        r.appgate(Method::GET, &url, Some(&t), None).await.json(),
+        link
+    );
     // New accounts never reuse a restored id.
     let id = add_account(&r, "two@example.com", "clientProfileViewerRole").await;
     let max_before = before_accounts
