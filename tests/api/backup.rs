@@ -258,11 +258,7 @@ async fn check_reports_stale_index_entries_and_start_up_repairs_them() {
         // What a crash between reserving an e-mail and writing the record leaves behind. A
         // crash leaves no clean-shutdown marker, so start-up runs its full check. (profiled
         // creates databases with 2 MiB segments, which sled requires to be given again.)
-        let db = sled::Config::new()
-            .path(dir.path())
-            .segment_size(2 * 1024 * 1024)
-            .open()
-            .unwrap();
+        let db = open_raw_sled(dir.path());
         db.open_tree("email_accountid")
             .unwrap()
             .insert("ghost@example.com", "iuser99999")

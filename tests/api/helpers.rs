@@ -245,6 +245,23 @@ pub async fn send(
 /// The compiled binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_profiled");
 
+/// Opens a stopped server's directory with sled itself (to plant damage), as profiled creates
+/// it (2 MiB segments), retrying while sled's background thread still holds the lock.
+pub fn open_raw_sled(dir: &Path) -> sled::Db {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .segment_size(2 * 1024 * 1024)
+            .open()
+        {
+            Ok(db) => return db,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("cannot open {}: {e}", dir.display()),
+        }
+    }
+}
+
 /// `profiled check --data-dir <dir>`, run to completion.
 pub fn offline_check_output(dir: impl AsRef<Path>) -> std::process::Output {
     Command::new(BIN)

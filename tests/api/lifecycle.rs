@@ -260,11 +260,7 @@ async fn two_records_claiming_one_key_stop_the_server_from_starting() {
     let (dir, config) = s.stop().await;
     {
         // A second record with the administrator's e-mail: no repair can choose between them.
-        let db = sled::Config::new()
-            .path(dir.path())
-            .segment_size(2 * 1024 * 1024)
-            .open()
-            .unwrap();
+        let db = open_raw_sled(dir.path());
         let mut twin = serde_json::to_value(&admin).unwrap();
         twin["id"] = json!("iuser99999");
         db.open_tree("accountid_account")
