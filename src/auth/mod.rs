@@ -43,10 +43,6 @@ impl Caller {
             Err(ApiError::forbidden())
         }
     }
-
-    pub fn is_admin(&self) -> bool {
-        self.roles.iter().any(|r| r == roles::ADMIN_ROLE)
-    }
 }
 
 /// Every privilege the given role ids grant (unknown ids grant nothing).

@@ -95,8 +95,4 @@ impl Store {
         }
         Ok(n)
     }
-
-    pub fn session_count(&self) -> usize {
-        self.inner.sessions.len()
-    }
 }

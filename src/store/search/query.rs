@@ -208,33 +208,30 @@ impl TopK {
         self.order(self.items[i].key(), self.items[j].key()) == Ordering::Greater
     }
 
+    /// Appends a candidate; returns its position.
+    fn push(&mut self, key: Key, name: &[u8], id: Uuid) -> usize {
+        self.items.push(Cand {
+            int: 0,
+            text: None,
+            name: Vec::new(),
+            id,
+        });
+        let last = self.items.len() - 1;
+        self.items[last].set(key, name, id);
+        last
+    }
+
     /// Offers a candidate; `id` is read only if it is kept.
     pub(super) fn offer(&mut self, key: Key, name: &[u8], id: impl FnOnce() -> Uuid) {
         if self.keep == 0 {
             return;
         }
         if self.keep > HEAP_MAX {
-            let id = id();
-            self.items.push(Cand {
-                int: 0,
-                text: None,
-                name: Vec::new(),
-                id,
-            });
-            let last = self.items.len() - 1;
-            self.items[last].set(key, name, id);
+            self.push(key, name, id());
             return;
         }
         if self.items.len() < self.keep {
-            let id = id();
-            self.items.push(Cand {
-                int: 0,
-                text: None,
-                name: Vec::new(),
-                id,
-            });
-            let mut i = self.items.len() - 1;
-            self.items[i].set(key, name, id);
+            let mut i = self.push(key, name, id());
             while i > 0 && self.later(i, (i - 1) / 2) {
                 self.items.swap(i, (i - 1) / 2);
                 i = (i - 1) / 2;
