@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod occ;
 pub mod routes;
 pub mod server;

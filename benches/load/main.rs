@@ -6,6 +6,7 @@
 //!  [--scale 1000000] [--quick] [--url http://host:port --email E --password P]`
 
 mod client;
+mod floor;
 mod report;
 mod scale;
 mod scenarios;
@@ -247,6 +248,16 @@ async fn run(f: Flags) {
         rows.push(Row::new(n, label, r));
     }
     drop(server);
+    if f.scenarios.contains(&1) {
+        // The same create requests against the floor of the stack (see floor.rs).
+        let floor_dir = tempfile::tempdir().expect("temp dir");
+        let floor = floor::start(floor_dir.path());
+        let work = scenarios::create_profiles("floor", &tag, "", None);
+        eprintln!("running the floor of a durable create ...");
+        let r = client::run(&floor.target, conc, stop, &work).await;
+        floor.stop();
+        rows.push(Row::new(9, "floor: hyper + 2 CAS + group commit", r));
+    }
     // A second baseline after the scenarios: on a shared machine the load changes during a
     // run, and the ratios use the mean of both.
     let last = baseline(conc, stop).await;

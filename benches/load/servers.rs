@@ -17,7 +17,7 @@ use hyper::Response;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 use crate::client::{self, Call, Target};
@@ -30,7 +30,7 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    fn start<F, Fut>(name: &str, serve: F) -> InProcess
+    pub fn start<F, Fut>(name: &str, serve: F) -> InProcess
     where
         F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut + Send + 'static,
         Fut: Future<Output = ()>,
@@ -89,32 +89,41 @@ fn local(addr: SocketAddr) -> Target {
 
 /// The reference point: hyper answering a fixed small JSON body, nothing else.
 pub fn baseline() -> InProcess {
-    InProcess::start("baseline", |listener, stop| async move {
-        tokio::pin!(stop);
-        loop {
-            let stream = tokio::select! {
-                _ = &mut stop => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((s, _)) => s,
-                    Err(_) => continue,
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = service_fn(|_req| async {
-                    Ok::<_, Infallible>(
-                        Response::builder()
-                            .header(hyper::header::CONTENT_TYPE, "application/json")
-                            .body(Full::new(Bytes::from_static(br#"{"ok":true}"#)))
-                            .expect("a fixed response is valid"),
-                    )
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+    InProcess::start("baseline", |listener, stop| {
+        accept_loop(listener, stop, |stream| async move {
+            let service = service_fn(|_req| async {
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .header(hyper::header::CONTENT_TYPE, "application/json")
+                        .body(Full::new(Bytes::from_static(br#"{"ok":true}"#)))
+                        .expect("a fixed response is valid"),
+                )
             });
-        }
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        })
     })
+}
+
+/// Accepts connections until `stop`, each served by its own task from `serve`.
+pub async fn accept_loop<S, Fut>(listener: TcpListener, stop: oneshot::Receiver<()>, mut serve: S)
+where
+    S: FnMut(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((s, _)) => s,
+                Err(_) => continue,
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve(stream));
+    }
 }
 
 /// profiled's own `serve` on a temporary data directory, as `main` would run it (without a

@@ -128,7 +128,7 @@ pub async fn create(app: &App, req: Req) -> Result<Resp, ApiError> {
     let mut profile = ClientProfile {
         // Time-ordered: new records go to the end of the id-ordered tree instead of rewriting
         // pages all over it, which keeps the database compact (see docs/benchmarks.md).
-        id: input.id.unwrap_or_else(Uuid::now_v7),
+        id: input.id.unwrap_or_else(crate::ids::new_v7),
         name: String::new(),
         notes: String::new(),
         tags: Vec::new(),
