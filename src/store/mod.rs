@@ -7,6 +7,7 @@ mod client_profiles;
 mod commit;
 mod open;
 mod profile_record;
+mod record_cache;
 mod search;
 mod sessions;
 mod settings;

@@ -19,6 +19,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use sled::{IVec, Tree};
 
 use super::StoreError;
+use super::record_cache::{Lookup, RecordCache};
 
 /// What `repair` (and the offline check) found and fixed.
 #[derive(Debug, Default)]
@@ -64,6 +65,8 @@ pub(crate) struct UniqueTable {
     /// The number of records, where a table keeps it: changed under the gate, so that a clean
     /// shutdown reads a count that matches the records exactly.
     count: Option<AtomicU64>,
+    /// Recently read records, for `get_cached` (see `record_cache`).
+    cache: Option<RecordCache>,
 }
 
 impl UniqueTable {
@@ -74,6 +77,7 @@ impl UniqueTable {
             gate,
             on_write: None,
             count: None,
+            cache: None,
         }
     }
 
@@ -91,7 +95,18 @@ impl UniqueTable {
         self
     }
 
+    /// The same, keeping up to `capacity` recently read records in memory for `get_cached`.
+    pub(crate) fn cached(mut self, capacity: usize) -> Self {
+        self.cache = Some(RecordCache::new(capacity));
+        self
+    }
+
+    /// Every successful write ends here while the record is already in sled and before the
+    /// write is acknowledged: the cache forgets the id, then `on_write` runs.
     fn wrote(&self, id: &[u8], now: Option<&[u8]>) {
+        if let Some(c) = &self.cache {
+            c.invalidate(id);
+        }
         if let Some(f) = &self.on_write {
             f(id, now);
         }
@@ -145,8 +160,26 @@ impl UniqueTable {
         Ok(())
     }
 
+    /// The record as sled has it now. Writers compare against this, never the cache.
     pub(crate) fn get(&self, id: &[u8]) -> Result<Option<IVec>, StoreError> {
         Ok(self.records.get(id)?)
+    }
+
+    /// The record for reads that only show it (lists, GET): from the cache when it is there.
+    pub(crate) fn get_cached(&self, id: &[u8]) -> Result<Option<IVec>, StoreError> {
+        let Some(cache) = &self.cache else {
+            return self.get(id);
+        };
+        match cache.lookup(id) {
+            Lookup::Hit(record) => Ok(Some(record)),
+            Lookup::Miss(stamp) => {
+                let record = self.records.get(id)?;
+                if let Some(r) = &record {
+                    cache.fill(id, r, stamp);
+                }
+                Ok(record)
+            }
+        }
     }
 
     /// The id that holds `key`, if any.

@@ -100,7 +100,8 @@ impl ProfileTable {
     /// Counts the records; with `indexed`, keeps the search index in step with every write.
     pub(super) fn new(records: sled::Tree, index: sled::Tree, gate: Gate, indexed: bool) -> Self {
         let search = Arc::new(Search::new());
-        let mut table = UniqueTable::counted(records.clone(), index, gate);
+        let mut table = UniqueTable::counted(records.clone(), index, gate)
+            .cached(super::record_cache::CAPACITY);
         if indexed {
             let s = search.clone();
             table = table.watched(Box::new(move |id, now| {
@@ -188,7 +189,7 @@ impl Store {
         global_hostname: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let table = &self.inner.tables.client_profiles.table;
-        let Some(record) = table.get(id.as_bytes())? else {
+        let Some(record) = table.get_cached(id.as_bytes())? else {
             return Ok(None);
         };
         let mut out = Vec::with_capacity(record.len() + 32 + global_hostname.len());
@@ -272,7 +273,7 @@ impl Store {
                 break;
             }
             let (key, id) = entry?;
-            let Some(record) = table.get(&id)? else {
+            let Some(record) = table.get_cached(&id)? else {
                 continue;
             };
             let holds = profile_record::has_name_key(&record, &key).ok_or_else(|| {
@@ -309,7 +310,7 @@ impl Store {
         let table = &self.inner.tables.client_profiles.table;
         let mut n = 0;
         for id in ids {
-            if let Some(record) = table.get(id.as_bytes())? {
+            if let Some(record) = table.get_cached(id.as_bytes())? {
                 push_item(out, n, &record, global_hostname)?;
                 n += 1;
             }

@@ -293,3 +293,41 @@ fn a_database_keeps_the_segment_size_it_was_created_with() {
     assert!(report.is_clean());
     assert_eq!(store.client_profile_count(), 0);
 }
+
+/// Reads go through the record cache; every write must be visible to the next read.
+#[tokio::test]
+async fn reads_after_acknowledged_writes_never_see_the_cached_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path());
+    let p = new_profile("Before");
+    store.create_client_profile(&p).await.unwrap();
+    let shown = |store: &Store| {
+        store
+            .client_profile_json(&p.id, "")
+            .unwrap()
+            .map(|j| serde_json::from_slice::<serde_json::Value>(&j).unwrap()["name"].clone())
+    };
+    // Twice: the first read fills the cache, the second is served from it.
+    for _ in 0..2 {
+        assert_eq!(shown(&store), Some("Before".into()));
+        assert_eq!(names(&store, Direction::Ascending), ["Before"]);
+    }
+    store
+        .update_client_profile::<StoreError>(&p.id, |q| {
+            q.name = "After".into();
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(shown(&store), Some("After".into()));
+    assert_eq!(names(&store, Direction::Ascending), ["After"]);
+    let mut out = Vec::new();
+    assert_eq!(
+        store.client_profiles_by_id(&[p.id], "", &mut out).unwrap(),
+        1
+    );
+    assert!(String::from_utf8(out).unwrap().contains("\"After\""));
+    store.delete_client_profile(&p.id).await.unwrap();
+    assert_eq!(shown(&store), None);
+    assert!(names(&store, Direction::Ascending).is_empty());
+}
