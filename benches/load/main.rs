@@ -28,7 +28,7 @@ const USAGE: &str = "\
 flags (after `cargo bench --bench load --`):
   --duration SECS     per scenario (default 10)
   --concurrency N     connections (default 64)
-  --scenarios LIST    e.g. 1,2,3 (default 1-8)
+  --scenarios LIST    e.g. 1,2,3 (default 1-8; with 1, row 9 is the floor: see floor.rs)
   --scale N           profiles in the scale run, 0 skips it (default 1000000)
   --quick             --duration 2 --scale 20000 unless given (smoke runs)
   --url URL           target a running server (http://host:port); no scale run
