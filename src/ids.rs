@@ -38,8 +38,6 @@ pub fn new_v7() -> Uuid {
             pool.used = 0;
         }
         random.copy_from_slice(&pool.bytes[pool.used..pool.used + PER_ID]);
-        // Never hand out the same bytes twice.
-        pool.bytes[pool.used..pool.used + PER_ID].fill(0);
         pool.used += PER_ID;
     });
     uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
