@@ -113,7 +113,7 @@ async fn create(
     let Some(name) = name_of(&body).map(|n| n.to_ascii_lowercase()) else {
         return answer(StatusCode::BAD_REQUEST, Bytes::new());
     };
-    let id = uuid::Uuid::now_v7();
+    let id = profiled::ids::new_v7();
     let id = id.as_bytes().as_slice();
     match names.compare_and_swap(&name, None as Option<&[u8]>, Some(id)) {
         Ok(Ok(())) => {}
