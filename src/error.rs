@@ -126,7 +126,7 @@ pub struct ErrorDetails {
     pub code: Option<&'static str>,
     pub errors: Vec<FieldError>,
     pub retry_after: Option<u64>,
-    pub allow: Option<&'static str>,
+    pub allow: Option<String>,
     /// Extra top-level members (Appgate's 406 carries the version window).
     pub extra: Map<String, Value>,
 }
@@ -184,7 +184,7 @@ impl ApiError {
         Self::new(Kind::NotFound, message)
     }
 
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: String) -> Self {
         let mut e = Self::new(
             Kind::MethodNotAllowed,
             format!("Method not allowed here. Allowed: {allow}."),
@@ -253,8 +253,12 @@ impl ApiError {
             Dialect::Occ => crate::http::json_response(status, &self.occ_body(status), dialect),
         };
         let headers = resp.headers_mut();
-        if let Some(allow) = self.allow {
-            headers.insert(ALLOW, HeaderValue::from_static(allow));
+        if let Some(v) = self
+            .allow
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            headers.insert(ALLOW, v);
         }
         if let Some(secs) = self.retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));

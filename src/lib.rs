@@ -7,6 +7,7 @@
 pub mod app;
 pub mod appgate;
 pub mod auth;
+pub mod certs;
 pub mod cli;
 pub mod clock;
 pub mod commands;

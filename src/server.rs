@@ -19,6 +19,7 @@ use crate::app::{App, StartError};
 use crate::config::Config;
 use crate::error::{ApiError, Dialect};
 use crate::http::{Body, Req};
+use crate::routes;
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -93,15 +94,16 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
 /// Routes one request and logs one line for it.
 async fn handle(app: App, req: Req) -> Response<Body> {
     let start = Instant::now();
-    // Both are cheap clones (a standard method is a tag, the URI shares the request's bytes).
+    // A cheap clone: a standard method is a tag.
     let method = req.method().clone();
-    let uri = req.uri().clone();
-    let dialect = Dialect::of(uri.path());
-    let resp = without_panics(dialect, crate::routes::route(app, req)).await;
+    // The route's name, never the raw path: paths hold ids.
+    let found = routes::find(&method, req.uri().path());
+    let (route, dialect) = (found.name, found.dialect);
+    let resp = without_panics(dialect, routes::dispatch(app, req, found)).await;
     tracing::info!(
         target: "profiled::request",
         %method,
-        path = uri.path(),
+        route = %route,
         status = resp.status().as_u16(),
         micros = start.elapsed().as_micros() as u64,
     );

@@ -10,11 +10,11 @@ use uuid::Uuid;
 use super::export;
 use super::ok;
 use super::profile_body::{self, ProfileInput, UrlInput};
-use crate::app::App;
-use crate::auth::Privilege;
+use crate::auth::Caller;
 use crate::clock;
 use crate::error::{ApiError, FieldError};
-use crate::http::{self, Req, Resp};
+use crate::http::{self, Resp};
+use crate::routes::Cx;
 use crate::store::{ClientProfile, ProfileType, ProfileUrl, StoreError, profile_json};
 
 /// A path id that is not a UUID names nothing: 404, like an unknown one.
@@ -119,10 +119,9 @@ fn apply(p: &mut ClientProfile, input: &ProfileInput, now: OffsetDateTime) -> Re
     Ok(())
 }
 
-pub async fn create(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::CreateClientProfiles)?;
-    let body = http::read_json(req, app.config.body_timeout).await?;
+pub async fn create(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let app = &cx.app;
+    let body = http::read_json(cx.req, app.config.body_timeout).await?;
     let input = profile_body::parse(&body, None)?;
     let now = clock::now();
     let mut profile = ClientProfile {
@@ -157,10 +156,9 @@ pub async fn create(app: &App, req: Req) -> Result<Resp, ApiError> {
     Ok(ok_raw(profile_json(&profile, &global)))
 }
 
-pub async fn get(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::ViewClientProfiles)?;
-    let id = path_id(id)?;
+pub async fn get(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let app = &cx.app;
+    let id = path_id(cx.id())?;
     let global = app.store.settings()?.profile_hostname;
     let json = app
         .store
@@ -181,11 +179,10 @@ impl From<StoreError> for PutError {
     }
 }
 
-pub async fn update(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::EditClientProfiles)?;
-    let id = path_id(id)?;
-    let body = http::read_json(req, app.config.body_timeout).await?;
+pub async fn update(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let app = &cx.app;
+    let id = path_id(cx.id())?;
+    let body = http::read_json(cx.req, app.config.body_timeout).await?;
     let input = profile_body::parse(&body, Some(id))?;
     let now = clock::now();
     let result = app
@@ -203,11 +200,9 @@ pub async fn update(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
     Ok(ok_raw(profile_json(&profile, &global)))
 }
 
-pub async fn delete(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::DeleteClientProfiles)?;
-    let id = path_id(id)?;
-    match app.store.delete_client_profile(&id).await {
+pub async fn delete(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let id = path_id(cx.id())?;
+    match cx.app.store.delete_client_profile(&id).await {
         Ok(()) => Ok(http::no_content()),
         Err(StoreError::NotFound) => Err(not_found()),
         Err(e) => Err(e.into()),
@@ -215,10 +210,9 @@ pub async fn delete(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
 }
 
 /// Builds the profile's link and stamps `exported` (leaving `updated` alone).
-async fn export_link(app: &App, req: &Req, id: &str) -> Result<String, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::ExportClientProfiles)?;
-    let id = path_id(id)?;
+async fn export_link(cx: &Cx) -> Result<String, ApiError> {
+    let app = &cx.app;
+    let id = path_id(cx.id())?;
     let profile = app.store.client_profile(&id)?.ok_or_else(not_found)?;
     if profile.kind == ProfileType::Group {
         return Err(ApiError::field(
@@ -259,13 +253,13 @@ async fn export_link(app: &App, req: &Req, id: &str) -> Result<String, ApiError>
     ))
 }
 
-pub async fn export_url(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let url = export_link(app, &req, id).await?;
+pub async fn export_url(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let url = export_link(&cx).await?;
     Ok(ok(&json!({ "url": url })))
 }
 
-pub async fn export_barcode(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let url = export_link(app, &req, id).await?;
+pub async fn export_barcode(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let url = export_link(&cx).await?;
     let png = export::qr_png(&url).map_err(ApiError::internal)?;
     Ok(ok(&json!({ "barcode": STANDARD.encode(png) })))
 }

@@ -3,17 +3,17 @@
 use serde_json::{Value, json};
 
 use super::{DIALECT, ok};
-use crate::app::App;
-use crate::auth::{Privilege, privileges};
+use crate::auth::{Caller, Privilege, privileges};
 use crate::clock;
 use crate::error::{ApiError, FieldError};
-use crate::http::{self, Req, Resp};
+use crate::http::{self, Resp};
+use crate::routes::Cx;
 
 /// The only identity provider (decision: accounts are local).
 const PROVIDER: &str = "local";
 
-pub fn version() -> Resp {
-    http::ok_json(&super::version_body(), DIALECT)
+pub async fn version(_cx: Cx) -> Result<Resp, ApiError> {
+    Ok(http::ok_json(&super::version_body(), DIALECT))
 }
 
 fn string_field<'a>(body: &'a Value, name: &str, errors: &mut Vec<FieldError>) -> Option<&'a str> {
@@ -30,8 +30,9 @@ fn string_field<'a>(body: &'a Value, name: &str, errors: &mut Vec<FieldError>) -
     }
 }
 
-pub async fn login(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let body = http::read_json(req, app.config.body_timeout).await?;
+pub async fn login(cx: Cx) -> Result<Resp, ApiError> {
+    let app = &cx.app;
+    let body = http::read_json(cx.req, app.config.body_timeout).await?;
     if !body.is_object() {
         return Err(ApiError::bad_request(
             "The login body must be a JSON object.",
@@ -90,8 +91,7 @@ fn appgate_privileges(roles: &[String]) -> Vec<Value> {
         .collect()
 }
 
-pub async fn logout(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    app.auth.logout(&caller).await?;
+pub async fn logout(cx: Cx, caller: Caller) -> Result<Resp, ApiError> {
+    cx.app.auth.logout(&caller).await?;
     Ok(http::no_content())
 }

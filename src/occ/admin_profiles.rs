@@ -10,10 +10,11 @@ use super::list::{self, ListQuery};
 use super::profile_input::{Mode, ProfileInput};
 use super::scim::{self, Filter};
 use crate::app::App;
-use crate::auth::{Caller, Privilege};
+use crate::auth::Caller;
 use crate::clock;
 use crate::error::{ApiError, FieldError};
 use crate::http::{self, Req, Resp};
+use crate::routes::Cx;
 use crate::store::{Account, NewAccount, StoreError};
 
 /// Properties `sort` accepts; the first is the default.
@@ -50,8 +51,9 @@ fn no_profile(id: &str) -> ApiError {
     ApiError::not_found(format!("No admin profile with id '{shown}'.")).code("22001")
 }
 
-pub fn empty_id() -> ApiError {
-    ApiError::bad_request("The profile id must not be empty.").code("22000")
+/// `GET` or `PUT /adminProfiles/` (with the slash): a signed-in caller naming no profile.
+pub async fn empty_id(_cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    Err(ApiError::bad_request("The profile id must not be empty.").code("22000"))
 }
 
 fn self_deactivation() -> ApiError {
@@ -109,10 +111,9 @@ async fn hash_password(
     Ok(Some(app.auth.passwords().hash(password.clone()).await))
 }
 
-pub async fn create(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::CreateAdminProfiles)?;
-    let body = http::read_json(req, app.config.body_timeout).await?;
+pub async fn create(cx: Cx, caller: Caller) -> Result<Resp, ApiError> {
+    let app = &cx.app;
+    let body = http::read_json(cx.req, app.config.body_timeout).await?;
     let input = ProfileInput::parse(&body, Mode::Create)?;
     let password_hash = hash_password(app, &input, None).await?;
     let account = app
@@ -131,12 +132,10 @@ pub async fn create(app: &App, req: Req) -> Result<Resp, ApiError> {
     Ok(http::ok_json(&json!({"id": account.id}), DIALECT))
 }
 
-pub async fn list(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::ListAdminProfiles)?;
-    let query = ListQuery::parse(&req, SORTABLE)?;
+pub async fn list(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let query = ListQuery::parse(&cx.req, SORTABLE)?;
     let filter = filter(&query)?;
-    let mut accounts = app.store.accounts()?;
+    let mut accounts = cx.app.store.accounts()?;
     if let Some(f) = &filter {
         accounts.retain(|a| f.matches(a));
     }
@@ -179,21 +178,22 @@ fn compare(a: &Account, b: &Account, property: &str) -> Ordering {
     }
 }
 
-pub async fn get(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::ViewAdminProfiles)?;
-    let account = app.store.account(id)?.ok_or_else(|| no_profile(id))?;
-    Ok(answer(fields_param(&req), &account))
+pub async fn get(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let id = cx.id();
+    let account = cx.app.store.account(id)?.ok_or_else(|| no_profile(id))?;
+    Ok(answer(fields_param(&cx.req), &account))
 }
 
-pub async fn get_current(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    Ok(answer(fields_param(&req), &app.auth.account_of(&caller)?))
+pub async fn get_current(cx: Cx, caller: Caller) -> Result<Resp, ApiError> {
+    Ok(answer(
+        fields_param(&cx.req),
+        &cx.app.auth.account_of(&caller)?,
+    ))
 }
 
-pub async fn update(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::UpdateAdminProfiles)?;
+pub async fn update(cx: Cx, caller: Caller) -> Result<Resp, ApiError> {
+    let Cx { app, req, params } = cx;
+    let id = params.first().map(String::as_str).unwrap_or("");
     if app.store.account(id)?.is_none() {
         return Err(no_profile(id));
     }
@@ -202,12 +202,12 @@ pub async fn update(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
     if input.active == Some(false) && id == caller.account_id {
         return Err(self_deactivation());
     }
-    write(app, &caller, id, input).await
+    write(&app, &caller, id, input).await
 }
 
-pub async fn update_current(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    let body = http::read_json(req, app.config.body_timeout).await?;
+pub async fn update_current(cx: Cx, caller: Caller) -> Result<Resp, ApiError> {
+    let app = &cx.app;
+    let body = http::read_json(cx.req, app.config.body_timeout).await?;
     let mut input = ProfileInput::parse(&body, Mode::Current)?;
     if input.active == Some(false) {
         return Err(self_deactivation());

@@ -3,10 +3,10 @@
 use serde_json::json;
 
 use super::DIALECT;
-use crate::app::App;
-use crate::auth::Login;
+use crate::auth::{Caller, Login};
 use crate::error::ApiError;
-use crate::http::{self, Req, Resp};
+use crate::http::{self, Resp};
+use crate::routes::Cx;
 
 fn token_body(login: &Login) -> Resp {
     http::ok_json(
@@ -19,9 +19,10 @@ fn token_body(login: &Login) -> Resp {
     )
 }
 
-pub async fn login(app: &App, req: Req) -> Result<Resp, ApiError> {
-    http::require_form(req.headers())?;
-    let body = http::read_body(req, app.config.body_timeout).await?;
+pub async fn login(cx: Cx) -> Result<Resp, ApiError> {
+    let app = &cx.app;
+    http::require_form(cx.req.headers())?;
+    let body = http::read_body(cx.req, app.config.body_timeout).await?;
     let form = http::parse_query(&String::from_utf8_lossy(&body));
     let field = |name: &str| {
         form.iter()
@@ -44,19 +45,17 @@ pub async fn login(app: &App, req: Req) -> Result<Resp, ApiError> {
     Ok(token_body(&login))
 }
 
-pub async fn refresh(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    let login = app.auth.refresh(&caller).await?;
+pub async fn refresh(cx: Cx, caller: Caller) -> Result<Resp, ApiError> {
+    let login = cx.app.auth.refresh(&caller).await?;
     Ok(token_body(&login))
 }
 
-pub async fn logout(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    app.auth.logout(&caller).await?;
+pub async fn logout(cx: Cx, caller: Caller) -> Result<Resp, ApiError> {
+    cx.app.auth.logout(&caller).await?;
     Ok(http::ok_json(&json!({"result": true}), DIALECT))
 }
 
-pub async fn verify(app: &App, req: Req) -> Result<Resp, ApiError> {
-    app.auth.authenticate(req.headers())?;
+/// The dispatcher has already checked the token: reaching here means it is valid.
+pub async fn verify(_cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
     Ok(http::ok_json(&json!({"success": true}), DIALECT))
 }

@@ -7,6 +7,7 @@ mod client_profiles;
 mod commit;
 mod open;
 mod profile_record;
+mod profile_types;
 mod record_cache;
 mod search;
 mod sessions;
@@ -19,9 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use accounts::{Account, NewAccount, email_key};
-pub use client_profiles::{
-    ClientProfile, Direction, ProfileType, ProfileUrl, name_key, profile_json,
-};
+pub use client_profiles::{Direction, profile_json};
+pub use profile_types::{ClientProfile, ProfileType, ProfileUrl, name_key};
 pub use search::{Found, ProfileField, ProfileQuery};
 pub use sessions::Session;
 pub use settings::{AuditLogPersistenceMode, GlobalSettings, SpaMode};

@@ -15,3 +15,4 @@ mod helpers;
 mod lifecycle;
 mod login;
 mod request_log;
+mod route_access;
