@@ -389,6 +389,9 @@ impl From<StoreError> for ApiError {
                 ApiError::conflict("The submitted resource conflicts with another.")
             }
             StoreError::NotFound => ApiError::not_found("The requested resource can not be found."),
+            StoreError::LastAdministrator => {
+                ApiError::conflict("This change would leave no active administrator.")
+            }
             StoreError::Unavailable => ApiError::unavailable(),
             other => ApiError::internal(other),
         }

@@ -19,6 +19,7 @@ pub mod occ;
 pub mod routes;
 pub mod server;
 pub mod store;
+pub mod text;
 
 pub use app::{App, StartError};
 pub use config::Config;

@@ -18,7 +18,10 @@ use hyper::{Method, Response};
 use crate::app::App;
 use crate::auth::{Caller, Privilege};
 use crate::error::{ApiError, Dialect};
-use crate::http::{Body, Req, Resp};
+use bytes::Bytes;
+use hyper::body::Incoming;
+
+use crate::http::{self, Body, Head, Req, Resp};
 
 /// What a handler answers: a response (buffered or streamed) or an error the dispatcher
 /// renders in the route's dialect.
@@ -99,18 +102,76 @@ pub fn tables() -> [&'static Table; 2] {
     [&crate::appgate::routes::TABLE, &crate::occ::routes::TABLE]
 }
 
-/// What a handler receives besides the caller: the application, the request and the values
-/// of the path's parameters in pattern order.
+/// What a handler receives besides the caller: the application, the request's head, its
+/// body (read through `json` or `body`), and the values of the path's parameters in pattern
+/// order.
 pub struct Cx {
     pub app: App,
-    pub req: Req,
+    pub head: Head,
     pub params: Vec<String>,
+    body: Option<Incoming>,
+    /// The caller's token and the route's privilege, checked again once the body is in.
+    recheck: Option<([u8; 32], Option<Privilege>)>,
 }
 
 impl Cx {
+    fn new(app: App, req: Req, params: Vec<String>, caller: Option<(&Caller, &Access)>) -> Cx {
+        let (head, body) = req.into_parts();
+        Cx {
+            app,
+            head,
+            params,
+            body: Some(body),
+            recheck: caller.map(|(c, access)| (c.token_hash, access.privilege())),
+        }
+    }
+
     /// The first path parameter (the routes here have at most one, `{id}`).
     pub fn id(&self) -> &str {
         self.params.first().map(String::as_str).unwrap_or("")
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.head.headers
+    }
+
+    /// The JSON body (415, 413, 408 or 400 when it is not one). The caller is checked again
+    /// once it has arrived: a body can take seconds, and a caller deactivated (or whose
+    /// privilege was withdrawn) meanwhile must not write with the access it had before.
+    pub async fn json(&mut self) -> Result<serde_json::Value, ApiError> {
+        let body = self.take_body()?;
+        let value = http::read_json(&self.head.headers, body, self.app.config.body_timeout).await?;
+        self.recheck()?;
+        Ok(value)
+    }
+
+    /// The raw body (413 or 408 when too large or too slow), the caller checked again.
+    pub async fn body(&mut self) -> Result<Bytes, ApiError> {
+        let body = self.take_body()?;
+        let bytes = http::read_body(&self.head.headers, body, self.app.config.body_timeout).await?;
+        self.recheck()?;
+        Ok(bytes)
+    }
+
+    /// The caller as it is now: still signed in, active, and holding the route's privilege.
+    /// Handlers that write call this (through `json`, or directly) at the moment they write.
+    pub fn recheck(&self) -> Result<(), ApiError> {
+        match &self.recheck {
+            None => Ok(()),
+            Some((token_hash, privilege)) => {
+                let caller = self.app.auth.caller_of(token_hash)?;
+                match privilege {
+                    Some(p) => caller.require(*p),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn take_body(&mut self) -> Result<Incoming, ApiError> {
+        self.body
+            .take()
+            .ok_or_else(|| ApiError::internal("the request body was read twice"))
     }
 }
 
@@ -217,16 +278,15 @@ async fn run(app: App, req: Req, found: Found) -> Answer {
             rest_start,
         } => {
             (table.precheck)(&req.uri().path()[rest_start..], req.headers())?;
-            match route.access {
-                Access::Public(handler) => handler(Cx { app, req, params }).await,
-                Access::SignedIn(handler) => {
+            match &route.access {
+                Access::Public(handler) => handler(Cx::new(app, req, params, None)).await,
+                access @ (Access::SignedIn(handler) | Access::Privileged(_, handler)) => {
                     let caller = app.auth.authenticate(req.headers())?;
-                    handler(Cx { app, req, params }, caller).await
-                }
-                Access::Privileged(privilege, handler) => {
-                    let caller = app.auth.authenticate(req.headers())?;
-                    caller.require(privilege)?;
-                    handler(Cx { app, req, params }, caller).await
+                    if let Some(privilege) = access.privilege() {
+                        caller.require(privilege)?;
+                    }
+                    let cx = Cx::new(app, req, params, Some((&caller, access)));
+                    handler(cx, caller).await
                 }
             }
         }

@@ -119,9 +119,9 @@ fn apply(p: &mut ClientProfile, input: &ProfileInput, now: OffsetDateTime) -> Re
     Ok(())
 }
 
-pub async fn create(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+pub async fn create(mut cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let body = cx.json().await?;
     let app = &cx.app;
-    let body = http::read_json(cx.req, app.config.body_timeout).await?;
     let input = profile_body::parse(&body, None)?;
     let now = clock::now();
     let mut profile = ClientProfile {
@@ -179,10 +179,10 @@ impl From<StoreError> for PutError {
     }
 }
 
-pub async fn update(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
-    let app = &cx.app;
+pub async fn update(mut cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
     let id = path_id(cx.id())?;
-    let body = http::read_json(cx.req, app.config.body_timeout).await?;
+    let body = cx.json().await?;
+    let app = &cx.app;
     let input = profile_body::parse(&body, Some(id))?;
     let now = clock::now();
     let result = app
@@ -209,57 +209,75 @@ pub async fn delete(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
     }
 }
 
-/// Builds the profile's link and stamps `exported` (leaving `updated` alone).
-async fn export_link(cx: &Cx) -> Result<String, ApiError> {
+/// Builds the profile's link, gives it to `render` (which may refuse it), and stamps
+/// `exported` (leaving `updated` alone) only when both succeeded, in one write: a link that
+/// cannot be handed out leaves no stamp.
+async fn export<T>(
+    cx: &Cx,
+    mut render: impl FnMut(String) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     let app = &cx.app;
     let id = path_id(cx.id())?;
-    let profile = app.store.client_profile(&id)?.ok_or_else(not_found)?;
-    if profile.kind == ProfileType::Group {
-        return Err(ApiError::field(
-            "type",
-            "a Group has no link of its own; export its member profiles",
-        ));
-    }
     let settings = app.store.settings()?;
-    let host = if profile.hostname.is_empty() {
-        settings.profile_hostname.clone()
-    } else {
-        profile.hostname.clone()
-    };
-    if host.is_empty() {
-        return Err(ApiError::field(
-            "hostname",
-            "no host name for the link: set the profile's hostname or the global profileHostname",
-        ));
-    }
     let now = clock::now();
-    let stamped = app
-        .store
+    let mut rendered = None;
+    app.store
         .update_client_profile(&id, |p| {
+            if p.kind == ProfileType::Group {
+                return Err(PutError::Api(ApiError::field(
+                    "type",
+                    "a Group has no link of its own; export its member profiles",
+                )));
+            }
+            let host = if p.hostname.is_empty() {
+                &settings.profile_hostname
+            } else {
+                &p.hostname
+            };
+            if host.is_empty() {
+                return Err(PutError::Api(ApiError::field(
+                    "hostname",
+                    "no host name for the link: set the profile's hostname or the global profileHostname",
+                )));
+            }
+            let url = export::profile_url(
+                p,
+                host,
+                settings.spa_mode,
+                app.store.secret(),
+                app.ca_fingerprint.as_deref(),
+            );
+            rendered = Some(render(url).map_err(PutError::Api)?);
             p.exported = Some(now);
-            Ok::<(), StoreError>(())
+            Ok(())
         })
         .await
         .map_err(|e| match e {
-            StoreError::NotFound => not_found(),
-            e => e.into(),
+            PutError::Api(e) => e,
+            PutError::Store(StoreError::NotFound) => not_found(),
+            PutError::Store(e) => e.into(),
         })?;
-    Ok(export::profile_url(
-        &stamped,
-        &host,
-        settings.spa_mode,
-        app.store.secret(),
-        app.ca_fingerprint.as_deref(),
-    ))
+    Ok(rendered.expect("the written change rendered the link"))
 }
 
 pub async fn export_url(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
-    let url = export_link(&cx).await?;
+    let url = export(&cx, Ok).await?;
     Ok(ok(&json!({ "url": url })))
 }
 
 pub async fn export_barcode(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
-    let url = export_link(&cx).await?;
-    let png = export::qr_png(&url).map_err(ApiError::internal)?;
+    let png = export(&cx, |url| match export::qr_png(&url) {
+        Ok(png) => Ok(png),
+        Err(export::QrError::TooLong) => Err(ApiError::field(
+            "name",
+            format!(
+                "the onboarding link is {} bytes, more than a QR code holds ({}): shorten the name, spaKeyName, identityProviderName or hostname",
+                url.len(),
+                export::QR_MAX_BYTES
+            ),
+        )),
+        Err(export::QrError::Other(e)) => Err(ApiError::internal(e)),
+    })
+    .await?;
     Ok(ok(&json!({ "barcode": STANDARD.encode(png) })))
 }

@@ -95,10 +95,24 @@ pub fn parse_profile_url(url: &str) -> Result<ParsedUrl, &'static str> {
 const SCALE: usize = 4;
 const QUIET: usize = 4;
 
+/// Why a QR code could not be made.
+#[derive(Debug)]
+pub enum QrError {
+    /// The text does not fit the largest QR code (version 40) at level M.
+    TooLong,
+    Other(String),
+}
+
+/// The most bytes a QR code holds at level M (version 40, byte mode).
+pub const QR_MAX_BYTES: usize = 2331;
+
 /// A PNG (1-bit greyscale) of the QR code of `text`.
-pub fn qr_png(text: &str) -> Result<Vec<u8>, String> {
-    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
-        .map_err(|e| format!("cannot encode a QR code: {e}"))?;
+pub fn qr_png(text: &str) -> Result<Vec<u8>, QrError> {
+    let code =
+        QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).map_err(|e| match e {
+            qrcode::types::QrError::DataTooLong => QrError::TooLong,
+            e => QrError::Other(format!("cannot encode a QR code: {e}")),
+        })?;
     let modules = code.width();
     let colors = code.into_colors();
     let side = (modules + 2 * QUIET) * SCALE;
@@ -123,11 +137,10 @@ pub fn qr_png(text: &str) -> Result<Vec<u8>, String> {
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::One);
     encoder.set_compression(png::Compression::Best);
-    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-    writer
-        .write_image_data(&pixels)
-        .map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())?;
+    let png_error = |e: png::EncodingError| QrError::Other(e.to_string());
+    let mut writer = encoder.write_header().map_err(png_error)?;
+    writer.write_image_data(&pixels).map_err(png_error)?;
+    writer.finish().map_err(png_error)?;
     Ok(out)
 }
 

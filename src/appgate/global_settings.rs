@@ -170,9 +170,9 @@ pub async fn get(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
     Ok(ok(&to_json(&cx.app.store.settings()?)))
 }
 
-pub async fn put(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+pub async fn put(mut cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let body = cx.json().await?;
     let app = &cx.app;
-    let body = http::read_json(cx.req, app.config.body_timeout).await?;
     let Value::Object(body) = body else {
         return Err(ApiError::bad_request("The body must be a JSON object."));
     };

@@ -99,7 +99,7 @@ impl Params {
 
 pub async fn list(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
     let app = &cx.app;
-    let params = Params::parse(http::query_pairs(&cx.req));
+    let params = Params::parse(http::query_pairs(&cx.head));
     let total = app.store.client_profile_count() as usize;
     let global = app.store.settings()?.profile_hostname;
     let mut out = Vec::with_capacity(16 * 1024);

@@ -30,9 +30,9 @@ fn string_field<'a>(body: &'a Value, name: &str, errors: &mut Vec<FieldError>) -
     }
 }
 
-pub async fn login(cx: Cx) -> Result<Resp, ApiError> {
+pub async fn login(mut cx: Cx) -> Result<Resp, ApiError> {
+    let body = cx.json().await?;
     let app = &cx.app;
-    let body = http::read_json(cx.req, app.config.body_timeout).await?;
     if !body.is_object() {
         return Err(ApiError::bad_request(
             "The login body must be a JSON object.",

@@ -21,6 +21,9 @@ pub const MAX_VERSION: u32 = 23;
 
 pub(crate) const DIALECT: Dialect = Dialect::Appgate;
 
+/// The most characters of a request's `Accept` header a 406 repeats.
+const MAX_ECHO: usize = 256;
+
 /// The peer version the request asks for, or Appgate's exact 406.
 pub fn check_accept(headers: &HeaderMap) -> Result<u32, ApiError> {
     let values = || {
@@ -34,7 +37,12 @@ pub fn check_accept(headers: &HeaderMap) -> Result<u32, ApiError> {
         .filter_map(|item| peer_version(item.split(';').next().unwrap_or("").trim()))
         .find(|v| (MIN_VERSION..=MAX_VERSION).contains(v));
     version.ok_or_else(|| {
-        let received = values().collect::<Vec<_>>().join(", ");
+        let mut received = values().collect::<Vec<_>>().join(", ");
+        // Echoed for the client's sake, not without bound: a header can be ~64 KB.
+        if let Some((cut, _)) = received.char_indices().nth(MAX_ECHO) {
+            received.truncate(cut);
+            received.push('…');
+        }
         let mut e = ApiError::new(
             Kind::NotAcceptable,
             format!(

@@ -142,6 +142,10 @@ pub fn parse(body: &Value, path_id: Option<Uuid>) -> Result<ProfileInput, ApiErr
         r.fail("id", "must match the id in the path");
     }
     let name = match r.string("name", MAX_NAME) {
+        Some(n) if crate::text::name_problem(&n).is_some() => {
+            r.fail("name", crate::text::name_problem(&n).unwrap_or_default());
+            String::new()
+        }
         Some(n) if !n.trim().is_empty() => n,
         Some(_) => {
             r.fail("name", "may not be empty");

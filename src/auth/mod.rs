@@ -111,6 +111,13 @@ impl Auth {
         let hash = bearer(headers)
             .and_then(token_hash)
             .ok_or_else(ApiError::unauthorized)?;
+        self.caller_of(&hash)
+    }
+
+    /// The caller holding the token with this hash, as the store has it now, or 401: the
+    /// session expired or was revoked, or the account is gone or inactive.
+    pub fn caller_of(&self, hash: &[u8; 32]) -> Result<Caller, ApiError> {
+        let hash = *hash;
         let (account_id, expires) = self
             .store
             .session_holder(&hash)?

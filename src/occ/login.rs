@@ -19,10 +19,10 @@ fn token_body(login: &Login) -> Resp {
     )
 }
 
-pub async fn login(cx: Cx) -> Result<Resp, ApiError> {
+pub async fn login(mut cx: Cx) -> Result<Resp, ApiError> {
+    http::require_form(cx.headers())?;
+    let body = cx.body().await?;
     let app = &cx.app;
-    http::require_form(cx.req.headers())?;
-    let body = http::read_body(cx.req, app.config.body_timeout).await?;
     let form = http::parse_query(&String::from_utf8_lossy(&body));
     let field = |name: &str| {
         form.iter()

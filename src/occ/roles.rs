@@ -34,7 +34,7 @@ fn compare(a: &&Role, b: &&Role, property: &str) -> Ordering {
 }
 
 pub async fn list(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
-    let query = ListQuery::parse(&cx.req, SORTABLE)?;
+    let query = ListQuery::parse(&cx.head, SORTABLE)?;
     let mut roles: Vec<&Role> = CATALOGUE.iter().collect();
     query.sort(&mut roles, compare);
     Ok(http::ok_json(&query.envelope(&roles, render), DIALECT))

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-pub use accounts::{Account, NewAccount, email_key};
+pub use accounts::{Account, NewAccount, administers, email_key};
 pub use client_profiles::{Direction, profile_json};
 pub use profile_types::{ClientProfile, ProfileType, ProfileUrl, name_key};
 pub use search::{Found, ProfileField, ProfileQuery};
@@ -65,6 +65,8 @@ pub enum StoreError {
     /// A record with this id already exists.
     IdTaken,
     NotFound,
+    /// The write would leave no active administrator.
+    LastAdministrator,
     /// Writes are refused because a flush failed: nothing written since is known to be durable.
     Unavailable,
     /// The database holds something this build cannot read.
@@ -79,6 +81,7 @@ impl fmt::Display for StoreError {
             StoreError::KeyTaken => f.write_str("unique key already taken"),
             StoreError::IdTaken => f.write_str("id already taken"),
             StoreError::NotFound => f.write_str("not found"),
+            StoreError::LastAdministrator => f.write_str("no active administrator would remain"),
             StoreError::Unavailable => f.write_str("store refuses writes after a failed flush"),
             StoreError::Corrupt(m) => write!(f, "database content is not readable: {m}"),
             StoreError::Sled(e) => write!(f, "sled: {e}"),
@@ -210,6 +213,8 @@ struct Inner {
     dir: PathBuf,
     /// The thread building the search index after open.
     builder: Mutex<Option<JoinHandle<()>>>,
+    /// Held by each guarded account write: its checks and the write are one step.
+    account_gate: Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -321,6 +326,7 @@ impl Store {
                 commit,
                 dir: dir.to_path_buf(),
                 builder: Mutex::new(None),
+                account_gate: Mutex::new(()),
             }),
         };
         Ok((store, RepairReport::default()))

@@ -218,6 +218,27 @@ impl TestServer {
     }
 }
 
+/// The password of accounts made by `add_account`.
+pub const ACCOUNT_PASSWORD: &str = "a-good-password-1";
+
+/// An account with one role, made in the store directly (no request needed); its id.
+pub async fn add_account(s: &TestServer, email: &str, role: &str) -> String {
+    s.app
+        .store
+        .create_account(profiled::store::NewAccount {
+            first_name: "F".into(),
+            last_name: "L".into(),
+            email: email.into(),
+            active: true,
+            roles: vec![role.into()],
+            created_by: None,
+            password_hash: Some(profiled::auth::password::hash_blocking(ACCOUNT_PASSWORD)),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
