@@ -31,6 +31,7 @@ fn string_field<'a>(body: &'a Value, name: &str, errors: &mut Vec<FieldError>) -
 }
 
 pub async fn login(app: &App, req: Req) -> Result<Resp, ApiError> {
+    let peer = http::peer_ip(&req);
     let body = http::read_json(req, app.config.body_timeout).await?;
     if !body.is_object() {
         return Err(ApiError::bad_request(
@@ -58,7 +59,7 @@ pub async fn login(app: &App, req: Req) -> Result<Resp, ApiError> {
     let (Some(username), Some(password), true) = (username, password, errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
-    let login = app.auth.login(username, password).await?;
+    let login = app.auth.login(username, password, peer).await?;
     let privileges = appgate_privileges(&login.account.roles);
     let motd = app.store.settings()?.message_of_the_day;
     Ok(ok(&json!({

@@ -20,6 +20,7 @@ fn token_body(login: &Login) -> Resp {
 }
 
 pub async fn login(app: &App, req: Req) -> Result<Resp, ApiError> {
+    let peer = http::peer_ip(&req);
     http::require_form(req.headers())?;
     let body = http::read_body(req, app.config.body_timeout).await?;
     let form = http::parse_query(&String::from_utf8_lossy(&body));
@@ -40,7 +41,7 @@ pub async fn login(app: &App, req: Req) -> Result<Resp, ApiError> {
     let (Some(username), Some(password)) = (field("username"), field("password")) else {
         return Err(ApiError::bad_request("username and password are required."));
     };
-    let login = app.auth.login(username, password).await?;
+    let login = app.auth.login(username, password, peer).await?;
     Ok(token_body(&login))
 }
 

@@ -11,6 +11,7 @@ mod client_profiles;
 mod crash;
 mod foundation;
 mod global_settings;
+mod hardening_auth;
 mod helpers;
 mod lifecycle;
 mod login;
