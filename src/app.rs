@@ -50,7 +50,7 @@ impl App {
         if store.account_count() == 0 {
             first_admin(&store, &config).await?;
         }
-        let auth = Auth::new(store.clone(), config.hash_concurrency, config.lockout);
+        let auth = Auth::new(store.clone(), &config);
         Ok(App(Arc::new(Inner {
             store,
             auth,

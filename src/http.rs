@@ -19,6 +19,16 @@ pub type Req = Request<Incoming>;
 pub type Head = hyper::http::request::Parts;
 pub type Resp = Response<Full<Bytes>>;
 
+/// The address of the client that sent a request; the server puts it in every request's
+/// extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// The client's IP address (`None` only for requests built outside the server).
+pub fn peer_ip(extensions: &hyper::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions.get::<PeerAddr>().map(|p| p.0.ip())
+}
+
 /// Largest request body accepted. sled writes a log message over ~128 KiB to a blob file
 /// that it never fsyncs, so records must stay well below that.
 pub const MAX_BODY: usize = 64 * 1024;

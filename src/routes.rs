@@ -135,6 +135,11 @@ impl Cx {
         &self.head.headers
     }
 
+    /// The client's IP address.
+    pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        http::peer_ip(&self.head.extensions)
+    }
+
     /// The JSON body (415, 413, 408 or 400 when it is not one). The caller is checked again
     /// once it has arrived: a body can take seconds, and a caller deactivated (or whose
     /// privilege was withdrawn) meanwhile must not write with the access it had before.

@@ -31,6 +31,7 @@ fn string_field<'a>(body: &'a Value, name: &str, errors: &mut Vec<FieldError>) -
 }
 
 pub async fn login(mut cx: Cx) -> Result<Resp, ApiError> {
+    let peer = cx.peer_ip();
     let body = cx.json().await?;
     let app = &cx.app;
     if !body.is_object() {
@@ -59,7 +60,7 @@ pub async fn login(mut cx: Cx) -> Result<Resp, ApiError> {
     let (Some(username), Some(password), true) = (username, password, errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
-    let login = app.auth.login(username, password).await?;
+    let login = app.auth.login(username, password, peer).await?;
     let privileges = appgate_privileges(&login.account.roles);
     let motd = app.store.settings()?.message_of_the_day;
     Ok(ok(&json!({

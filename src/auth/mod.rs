@@ -5,7 +5,7 @@ pub mod lockout;
 pub mod password;
 pub mod roles;
 
-use std::time::Duration;
+use std::net::IpAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,9 +14,10 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::clock;
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::store::{Account, Session, Store, StoreError};
-use lockout::Lockout;
+use lockout::{AccountPolicy, Accounts, AddressPolicy, Addresses, address_key};
 use password::Passwords;
 pub use roles::Privilege;
 
@@ -87,19 +88,48 @@ pub struct Login {
     pub account: Account,
 }
 
+/// Longest user name a login accepts: the longest e-mail address there can be. Longer ones
+/// are refused before anything is looked up or remembered.
+pub const MAX_USERNAME_CHARS: usize = 254;
+
 pub struct Auth {
     store: Store,
     passwords: Passwords,
-    lockout: Lockout,
+    /// Failed logins per account (see `lockout`).
+    accounts: Accounts,
+    /// Failed logins per client address; `None` when that limit is off.
+    addresses: Option<Addresses>,
+    /// Whether loopback clients are held to the per-address limit.
+    limit_loopback: bool,
+    max_sessions: usize,
 }
 
 impl Auth {
-    pub fn new(store: Store, hash_concurrency: usize, lockout: Duration) -> Self {
+    pub fn new(store: Store, config: &Config) -> Self {
         Auth {
             store,
-            passwords: Passwords::new(hash_concurrency),
-            lockout: Lockout::new(lockout),
+            passwords: Passwords::new(config.hash_concurrency),
+            accounts: Accounts::new(AccountPolicy {
+                window: config.lockout,
+                lockout: config.lockout,
+            }),
+            addresses: (config.login_address_burst > 0).then(|| {
+                Addresses::new(AddressPolicy {
+                    burst: config.login_address_burst,
+                    interval: config.login_address_interval,
+                })
+            }),
+            limit_loopback: config.login_limit_loopback,
+            max_sessions: config.max_sessions_per_account.max(1),
         }
+    }
+
+    /// Entries and bytes held by the account and address lockout tables.
+    pub fn lockout_usage(&self) -> [(usize, usize); 2] {
+        [
+            self.accounts.usage(),
+            self.addresses.as_ref().map_or((0, 0), |a| a.usage()),
+        ]
     }
 
     pub fn passwords(&self) -> &Passwords {
@@ -146,12 +176,36 @@ impl Auth {
             .ok_or_else(ApiError::unauthorized)
     }
 
-    /// Checks credentials (with lockout) and opens a session. The same 401 answers a wrong
-    /// password, an unknown or inactive account and an account without a password.
-    pub async fn login(&self, username: &str, password: &str) -> Result<Login, ApiError> {
-        if let Some(secs) = self.lockout.locked(username) {
-            return Err(ApiError::too_many_requests(secs));
+    /// Checks credentials (with the per-address limit and the account lockout) and opens a
+    /// session. The same 401 answers a wrong password, an unknown or inactive account and an
+    /// account without a password. `peer` is the client's address.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Login, ApiError> {
+        if username.chars().count() > MAX_USERNAME_CHARS {
+            return Err(ApiError::field(
+                "username",
+                format!("must have at most {MAX_USERNAME_CHARS} characters"),
+            ));
         }
+        // The address first: a source over its limit never reaches the account's budget.
+        let address = match (&self.addresses, peer) {
+            (Some(table), Some(ip)) if self.limit_loopback || !ip.is_loopback() => Some(
+                table
+                    .reserve(address_key(ip))
+                    .await
+                    .map_err(ApiError::too_many_requests)?,
+            ),
+            _ => None,
+        };
+        let slot = self
+            .accounts
+            .reserve(lockout::account_key(username))
+            .await
+            .map_err(ApiError::too_many_requests)?;
         let account = self.store.account_by_email(username)?;
         let hash = account
             .as_ref()
@@ -161,11 +215,16 @@ impl Auth {
         let account = match account {
             Some(a) if ok => a,
             _ => {
-                self.lockout.failed(username);
+                slot.failed();
+                if let Some(a) = address {
+                    a.failed();
+                }
                 return Err(ApiError::login_failed());
             }
         };
-        self.lockout.succeeded(username);
+        slot.succeeded();
+        // The address's budget is not given back by a success: failures stay paid for.
+        drop(address);
         self.open_session(&account.id, true).await
     }
 
@@ -176,17 +235,19 @@ impl Auth {
         account: &Account,
         password: &str,
     ) -> Result<bool, ApiError> {
-        if let Some(secs) = self.lockout.locked(&account.email) {
-            return Err(ApiError::too_many_requests(secs));
-        }
+        let slot = self
+            .accounts
+            .reserve(lockout::account_key(&account.email))
+            .await
+            .map_err(ApiError::too_many_requests)?;
         let ok = self
             .passwords
             .verify(password.to_owned(), account.password_hash.clone())
             .await;
         if ok {
-            self.lockout.succeeded(&account.email);
+            slot.succeeded();
         } else {
-            self.lockout.failed(&account.email);
+            slot.failed();
         }
         Ok(ok)
     }
@@ -219,7 +280,7 @@ impl Auth {
             created: clock::millis(now),
             expires: clock::millis(now) + lifetime_ms,
         };
-        self.store.put_session(&hash, &session)?;
+        self.store.put_session(&hash, &session, self.max_sessions)?;
         let account = if stamp_login {
             self.store
                 .update_account_nowait(account_id, &mut |a: &mut Account| {

@@ -20,6 +20,7 @@ fn token_body(login: &Login) -> Resp {
 }
 
 pub async fn login(mut cx: Cx) -> Result<Resp, ApiError> {
+    let peer = cx.peer_ip();
     http::require_form(cx.headers())?;
     let body = cx.body().await?;
     let app = &cx.app;
@@ -41,7 +42,7 @@ pub async fn login(mut cx: Cx) -> Result<Resp, ApiError> {
     let (Some(username), Some(password)) = (field("username"), field("password")) else {
         return Err(ApiError::bad_request("username and password are required."));
     };
-    let login = app.auth.login(username, password).await?;
+    let login = app.auth.login(username, password, peer).await?;
     Ok(token_body(&login))
 }
 

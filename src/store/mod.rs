@@ -207,6 +207,8 @@ struct Inner {
     tables: Tables,
     account_floor: u64,
     sessions: sled::Tree,
+    /// Each account's sessions, for the per-account cap.
+    session_index: sessions::SessionIndex,
     settings: sled::Tree,
     secret: [u8; 32],
     commit: GroupCommit,
@@ -321,6 +323,7 @@ impl Store {
                 tables,
                 account_floor,
                 sessions,
+                session_index: Default::default(),
                 settings,
                 secret,
                 commit,

@@ -303,7 +303,8 @@ async fn a_link_too_long_for_a_qr_code_is_422_and_stamps_nothing() {
 #[tokio::test]
 async fn a_huge_accept_header_is_not_echoed_whole() {
     let s = TestServer::start().await;
-    let accept = format!("text/{}", "x".repeat(60_000));
+    // Below the 16 KiB cap on request heads, far above what is worth repeating.
+    let accept = format!("text/{}", "x".repeat(12_000));
     let r = s
         .request(
             Method::GET,

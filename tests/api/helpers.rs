@@ -392,6 +392,18 @@ pub async fn try_send(
     body: Bytes,
 ) -> Option<TestResponse> {
     let stream = TcpStream::connect(addr).await.ok()?;
+    try_send_on(stream, addr, method, path, headers, body).await
+}
+
+/// One request on an open connection to `addr`; `None` when it fails or drops.
+pub async fn try_send_on(
+    stream: TcpStream,
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Option<TestResponse> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .ok()?;
@@ -416,4 +428,45 @@ pub async fn try_send(
         headers,
         body,
     })
+}
+
+/// One request on a fresh connection opened from `local` (any address of 127.0.0.0/8 works on
+/// Linux: the tests use 127.0.0.2 as a second client); panics when there is no answer.
+pub async fn send_from(
+    local: std::net::IpAddr,
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> TestResponse {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(local, 0))
+        .expect("bind the client address");
+    let stream = socket.connect(addr).await.expect("connect");
+    try_send_on(stream, addr, method, path, headers, body)
+        .await
+        .unwrap_or_else(|| panic!("no answer from {addr}{path}"))
+}
+
+impl TestServer {
+    /// An Appgate login sent from the client address `local`.
+    pub async fn appgate_login_from(
+        &self,
+        local: std::net::IpAddr,
+        email: &str,
+        password: &str,
+    ) -> TestResponse {
+        let body = json!({"providerName": "local", "deviceId": DEVICE_ID, "username": email, "password": password});
+        send_from(
+            local,
+            self.addr,
+            Method::POST,
+            "/admin/login",
+            &[("accept", ACCEPT_V23), ("content-type", "application/json")],
+            serde_json::to_vec(&body).unwrap().into(),
+        )
+        .await
+    }
 }

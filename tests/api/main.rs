@@ -12,6 +12,7 @@ mod crash;
 mod foundation;
 mod global_settings;
 mod hardening_api;
+mod hardening_auth;
 mod helpers;
 mod lifecycle;
 mod login;
