@@ -24,6 +24,11 @@ pub type Resp = Response<Full<Bytes>>;
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
+/// The server address a connection came in on, kept in each request's extensions: the host
+/// of self links when the request's `Host` header is missing or not a host name.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalAddr(pub std::net::SocketAddr);
+
 /// The client's IP address (`None` only for requests built outside the server).
 pub fn peer_ip(extensions: &hyper::http::Extensions) -> Option<std::net::IpAddr> {
     extensions.get::<PeerAddr>().map(|p| p.0.ip())

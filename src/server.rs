@@ -26,7 +26,7 @@ use crate::app::{App, StartError};
 use crate::auth::lockout::address_key;
 use crate::config::Config;
 use crate::error::{ApiError, Dialect};
-use crate::http::{Body, PeerAddr, Req};
+use crate::http::{Body, LocalAddr, PeerAddr, Req};
 use crate::routes;
 
 /// How often expired sessions are purged.
@@ -262,12 +262,16 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
         };
         guard.serving();
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok();
         let handler_app = app.clone();
         let (handler_conns, handler_conn) = (conns.clone(), guard.conn.clone());
         let service = service_fn(move |mut req: Req| {
             let app = handler_app.clone();
             let busy = Busy::new(&handler_conns, &handler_conn);
             req.extensions_mut().insert(PeerAddr(peer));
+            if let Some(local) = local {
+                req.extensions_mut().insert(LocalAddr(local));
+            }
             async move {
                 let resp = handle(app, req).await;
                 Ok::<_, Infallible>(resp.map(|body| Tracked { body, _busy: busy }))

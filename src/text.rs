@@ -1,5 +1,5 @@
-//! What a name or an e-mail address may hold: something visible, and nothing that changes how
-//! the text around it is shown (control characters, bidirectional overrides).
+//! What a name or an e-mail address may hold (something visible, and nothing that changes how
+//! the text around it is shown), and what a host name may hold.
 
 /// Characters that show nothing by themselves: format characters (zero-width spaces and
 /// joiners, the byte-order mark, invisible operators), fillers and variation selectors.
@@ -30,6 +30,18 @@ pub fn name_problem(s: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Longest host name (RFC 1035).
+pub const MAX_HOSTNAME: usize = 253;
+
+/// A host name or address literal, optionally with a port: nothing that could break out of
+/// the `appgate://<host>/` position of a link.
+pub fn is_hostname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_HOSTNAME
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
 }
 
 #[cfg(test)]

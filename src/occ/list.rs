@@ -192,12 +192,19 @@ pub fn keep_fields(item: Value, fields: Option<&[String]>) -> Value {
 
 /// This request's URL as the client addressed it: `http://<Host><path>[?<query>]`.
 pub fn self_url(head: &Head) -> String {
+    // A `Host` that is no host name is not repeated: the address the request came in on is.
     let host = head
         .headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| head.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("localhost");
+        .filter(|h| crate::text::is_hostname(h))
+        .map(str::to_string)
+        .or_else(|| {
+            let local = head.extensions.get::<http::LocalAddr>()?;
+            Some(local.0.to_string())
+        })
+        .unwrap_or_else(|| "localhost".into());
     let mut url = format!("http://{host}{}", head.uri.path());
     if let Some(q) = head.uri.query() {
         url.push('?');

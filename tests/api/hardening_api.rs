@@ -362,3 +362,36 @@ async fn names_that_show_nothing_or_hide_controls_are_refused() {
         assert_eq!(r.json()["errors"][0]["errorCode"], code, "{:?}", r.json());
     }
 }
+
+#[tokio::test]
+async fn a_host_header_that_is_no_host_name_is_not_repeated_in_links() {
+    let s = TestServer::start().await;
+    let t = s.admin_token().await;
+    let auth = format!("Bearer {t}");
+    let href = |host: &str| {
+        let (auth, host) = (auth.clone(), host.to_string());
+        let addr = s.addr;
+        async move {
+            let r = send(
+                addr,
+                Method::GET,
+                "/ccadmin/v1/adminProfiles?limit=1",
+                &[("authorization", &auth), ("host", &host)],
+                bytes::Bytes::new(),
+            )
+            .await;
+            r.json()["links"][0]["href"].as_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(
+        href("admin.example.com:8080").await,
+        "http://admin.example.com:8080/ccadmin/v1/adminProfiles?limit=1"
+    );
+    for bad in ["evil.example/\"><script>", "a b", &"h".repeat(300), "x@y"] {
+        assert_eq!(
+            href(bad).await,
+            format!("http://{}/ccadmin/v1/adminProfiles?limit=1", s.addr),
+            "{bad}"
+        );
+    }
+}
