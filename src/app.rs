@@ -16,6 +16,8 @@ pub struct Inner {
     pub config: Config,
     /// Lowercase hex SHA-256 of the configured CA certificate, read once at start-up.
     pub ca_fingerprint: Option<String>,
+    /// Where password-reset messages go.
+    pub mailer: crate::mail::Mailer,
 }
 
 #[derive(Clone)]
@@ -39,6 +41,7 @@ impl App {
             ),
             None => None,
         };
+        let mailer = crate::mail::Mailer::new(&config).map_err(StartError::Mail)?;
         let (store, report) =
             Store::open(&config.data_dir, &config.store).map_err(StartError::Open)?;
         for fixed in report.removed.iter().chain(&report.restored) {
@@ -51,11 +54,13 @@ impl App {
             first_admin(&store, &config).await?;
         }
         let auth = Auth::new(store.clone(), &config);
+        tracing::info!(to = %mailer.describe(), "password-reset mail");
         Ok(App(Arc::new(Inner {
             store,
             auth,
             config,
             ca_fingerprint,
+            mailer,
         })))
     }
 }
@@ -110,6 +115,7 @@ pub enum StartError {
     WeakPassword(String),
     Store(String),
     CaCert(String),
+    Mail(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -126,6 +132,7 @@ impl std::fmt::Display for StartError {
             }
             StartError::Store(m) => write!(f, "could not create the first administrator: {m}"),
             StartError::CaCert(m) => write!(f, "cannot read the CA certificate {m}"),
+            StartError::Mail(m) => write!(f, "password-reset mail: {m}"),
         }
     }
 }

@@ -118,6 +118,19 @@ pub struct ServeArgs {
     /// Sessions one account may hold; a login beyond ends its oldest session.
     #[arg(long, env = "PROFILED_MAX_SESSIONS_PER_ACCOUNT", default_value_t = 100)]
     pub max_sessions_per_account: usize,
+
+    // Password reset (README, "Oracle Commerce").
+    /// SMTP server for password-reset mail: smtp://host:port, smtps://host:port (TLS),
+    /// smtp://host:port?tls=required (STARTTLS), with user:password@ for AUTH. Unset: messages
+    /// are written to <data-dir>/outbox/.
+    #[arg(long, env = "PROFILED_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender address of password-reset mail (required with --smtp-url).
+    #[arg(long, env = "PROFILED_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// Minutes a password-reset token stays valid.
+    #[arg(long, env = "PROFILED_PASSWORD_RESET_MINUTES", default_value_t = 60)]
+    pub password_reset_minutes: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -150,6 +163,15 @@ impl ServeArgs {
             std::time::Duration::from_secs(self.login_address_interval.max(1));
         c.login_limit_loopback = self.login_limit_loopback;
         c.max_sessions_per_account = self.max_sessions_per_account.max(1);
+
+        c.smtp_url = self
+            .smtp_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .map(crate::mail::SmtpUrl);
+        c.smtp_from = self.smtp_from.clone().filter(|f| !f.is_empty());
+        c.password_reset_lifetime =
+            std::time::Duration::from_secs(self.password_reset_minutes.max(1) * 60);
         c
     }
 }

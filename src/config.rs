@@ -42,6 +42,16 @@ pub struct Config {
     pub login_limit_loopback: bool,
     /// Sessions one account may hold; a login beyond ends its oldest.
     pub max_sessions_per_account: usize,
+
+    // Password reset and its mail (README, "Oracle Commerce").
+    /// SMTP server for password-reset mail; `None`: messages go to `<data-dir>/outbox/`.
+    pub smtp_url: Option<crate::mail::SmtpUrl>,
+    /// Sender address of that mail (required with `smtp_url`).
+    pub smtp_from: Option<String>,
+    /// Time one message may take to be sent.
+    pub mail_timeout: Duration,
+    /// How long a password-reset token stays valid.
+    pub password_reset_lifetime: Duration,
 }
 
 impl Config {
@@ -67,6 +77,11 @@ impl Config {
             login_address_interval: Duration::from_secs(60),
             login_limit_loopback: false,
             max_sessions_per_account: 100,
+
+            smtp_url: None,
+            smtp_from: None,
+            mail_timeout: Duration::from_secs(30),
+            password_reset_lifetime: Duration::from_secs(60 * 60),
         }
     }
 }

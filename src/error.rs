@@ -332,6 +332,7 @@ impl ApiError {
                 _ => None,
             },
             errors,
+            extra: &self.extra,
         }
     }
 }
@@ -368,6 +369,9 @@ struct OccBody<'a> {
     error_path: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<Vec<OccField<'a>>>,
+    /// Extra top-level members (the login's OAuth `error`, which occ-tools looks for).
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
 }
 
 #[derive(Serialize)]

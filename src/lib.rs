@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod mail;
 pub mod occ;
 pub mod routes;
 pub mod server;

@@ -1,6 +1,7 @@
 //! Who is calling and what they may do: logins, opaque bearer tokens, and the caller's
 //! privileges. Shared by both dialects: a token from either login works everywhere.
 
+pub mod applications;
 pub mod lockout;
 pub mod password;
 pub mod roles;
@@ -55,7 +56,7 @@ pub fn privileges(role_ids: &[String]) -> impl Iterator<Item = Privilege> + '_ {
 }
 
 /// A new opaque token: 32 bytes from the OS, standard base64, and the hash that is stored.
-fn new_token() -> (String, [u8; 32]) {
+pub(crate) fn new_token() -> (String, [u8; 32]) {
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).expect("the OS random source is available");
     let token = STANDARD.encode(raw);
@@ -64,7 +65,7 @@ fn new_token() -> (String, [u8; 32]) {
 
 /// The stored hash of a presented token, or `None` when it cannot be one of ours. Tokens are
 /// looked up by this hash, so no comparison of the secret itself ever happens.
-fn token_hash(token: &str) -> Option<[u8; 32]> {
+pub(crate) fn token_hash(token: &str) -> Option<[u8; 32]> {
     let raw = STANDARD.decode(token.trim()).ok()?;
     if raw.len() != 32 {
         return None;
@@ -72,7 +73,7 @@ fn token_hash(token: &str) -> Option<[u8; 32]> {
     Some(Sha256::digest(&raw).into())
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
@@ -155,6 +156,9 @@ impl Auth {
         if expires <= clock::millis(clock::now()) {
             return Err(ApiError::unauthorized());
         }
+        if let Some(holder) = account_id.strip_prefix(applications::HOLDER_PREFIX) {
+            return self.application_caller(holder, hash);
+        }
         let account = self
             .store
             .account_access(&account_id)?
@@ -170,6 +174,9 @@ impl Auth {
     /// The caller's whole account, for the few requests that show or check more than its
     /// roles. Read again, so it is as current as the authentication.
     pub fn account_of(&self, caller: &Caller) -> Result<Account, ApiError> {
+        if caller.application().is_some() {
+            return Err(applications::no_profile());
+        }
         self.store
             .account(&caller.account_id)?
             .filter(|a| a.active)
@@ -192,15 +199,7 @@ impl Auth {
             ));
         }
         // The address first: a source over its limit never reaches the account's budget.
-        let address = match (&self.addresses, peer) {
-            (Some(table), Some(ip)) if self.limit_loopback || !ip.is_loopback() => Some(
-                table
-                    .reserve(address_key(ip))
-                    .await
-                    .map_err(ApiError::too_many_requests)?,
-            ),
-            _ => None,
-        };
+        let address = self.reserve_address(peer).await?;
         let slot = self
             .accounts
             .reserve(lockout::account_key(username))
@@ -226,6 +225,23 @@ impl Auth {
         // The address's budget is not given back by a success: failures stay paid for.
         drop(address);
         self.open_session(&account.id, true).await
+    }
+
+    /// A slot in the failed-login budget of the client's address, when that limit applies
+    /// to it (429 when the budget is spent).
+    async fn reserve_address(
+        &self,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<lockout::Reservation<'_, IpAddr, AddressPolicy>>, ApiError> {
+        Ok(match (&self.addresses, peer) {
+            (Some(table), Some(ip)) if self.limit_loopback || !ip.is_loopback() => Some(
+                table
+                    .reserve(address_key(ip))
+                    .await
+                    .map_err(ApiError::too_many_requests)?,
+            ),
+            _ => None,
+        })
     }
 
     /// Checks an account's own password before it changes it. Failures count towards the
@@ -255,6 +271,9 @@ impl Auth {
     /// A new token for the caller; the presented one is revoked (Oracle's `/refresh`).
     pub async fn refresh(&self, caller: &Caller) -> Result<Login, ApiError> {
         self.store.writable()?;
+        if let Some(holder) = caller.application() {
+            return self.refresh_application(holder, caller).await;
+        }
         let login = self.open_session_nowait(&caller.account_id, false)?;
         self.store.revoke_session(&caller.token_hash).await?;
         Ok(login)
@@ -272,15 +291,8 @@ impl Auth {
     }
 
     fn open_session_nowait(&self, account_id: &str, stamp_login: bool) -> Result<Login, ApiError> {
-        let lifetime_ms = self.store.settings()?.token_lifetime_ms();
         let now = clock::now();
-        let (token, hash) = new_token();
-        let session = Session {
-            account_id: account_id.to_string(),
-            created: clock::millis(now),
-            expires: clock::millis(now) + lifetime_ms,
-        };
-        self.store.put_session(&hash, &session, self.max_sessions)?;
+        let (token, session) = self.put_session(account_id, None)?;
         let account = if stamp_login {
             self.store
                 .update_account_nowait(account_id, &mut |a: &mut Account| {
@@ -295,8 +307,23 @@ impl Auth {
         Ok(Login {
             token,
             expires: clock::from_millis(session.expires),
-            lifetime_secs: (lifetime_ms + 999) / 1000,
+            lifetime_secs: (session.expires - session.created + 999) / 1000,
             account,
         })
+    }
+
+    /// Stores a new session for `holder` (without waiting), living the configured token
+    /// lifetime but never past `until` (Unix ms); its token.
+    fn put_session(&self, holder: &str, until: Option<i64>) -> Result<(String, Session), ApiError> {
+        let lifetime_ms = self.store.settings()?.token_lifetime_ms();
+        let now = clock::millis(clock::now());
+        let (token, hash) = new_token();
+        let session = Session {
+            account_id: holder.to_string(),
+            created: now,
+            expires: until.map_or(now + lifetime_ms, |u| u.min(now + lifetime_ms)),
+        };
+        self.store.put_session(&hash, &session, self.max_sessions)?;
+        Ok((token, session))
     }
 }

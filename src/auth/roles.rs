@@ -16,6 +16,8 @@ pub enum Privilege {
     UpdateAdminProfiles,
     /// Streaming a full backup (administrators only).
     Backup,
+    /// Registering applications and issuing their keys (administrators only).
+    ManageApplications,
 }
 
 impl Privilege {
@@ -31,7 +33,7 @@ impl Privilege {
             ViewGlobalSettings => ("View", "GlobalSetting"),
             EditGlobalSettings => ("Edit", "GlobalSetting"),
             ListAdminProfiles | ViewAdminProfiles | CreateAdminProfiles | UpdateAdminProfiles
-            | Backup => return None,
+            | Backup | ManageApplications => return None,
         })
     }
 
@@ -51,6 +53,7 @@ impl Privilege {
             CreateAdminProfiles => "adminProfiles.create",
             UpdateAdminProfiles => "adminProfiles.update",
             Backup => "backup",
+            ManageApplications => "applications.manage",
         }
     }
 }
@@ -86,6 +89,7 @@ pub const CATALOGUE: &[Role] = &[
             CreateAdminProfiles,
             UpdateAdminProfiles,
             Backup,
+            ManageApplications,
         ],
     },
     Role {

@@ -32,6 +32,9 @@ pub async fn login(mut cx: Cx) -> Result<Resp, ApiError> {
     };
     match field("grant_type") {
         Some("password") => {}
+        Some("client_credentials") => {
+            return super::applications::client_credentials(app, cx.headers(), peer).await;
+        }
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "Unsupported grant_type '{other}': only 'password' is supported."

@@ -1,8 +1,10 @@
 //! The Oracle Commerce Cloud Admin API dialect, under `/ccadmin/v1`.
 
 mod admin_profiles;
+mod applications;
 mod list;
 mod login;
+mod password_reset;
 mod profile_input;
 mod roles;
 pub mod routes;

@@ -102,7 +102,11 @@ fn email(body: &Value, mode: Mode, errors: &mut Vec<FieldError>) -> Option<Strin
     None
 }
 
-fn role_list(body: &Value, mode: Mode, errors: &mut Vec<FieldError>) -> Option<Vec<String>> {
+pub(super) fn role_list(
+    body: &Value,
+    mode: Mode,
+    errors: &mut Vec<FieldError>,
+) -> Option<Vec<String>> {
     let missing = || FieldError::new("roles", "At least one role is required.").code("89002");
     let items = match body.get("roles") {
         None if mode == Mode::Update => return None,

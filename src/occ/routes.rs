@@ -3,7 +3,7 @@
 use hyper::Method;
 use hyper::header::HeaderMap;
 
-use super::{admin_profiles, login, roles};
+use super::{admin_profiles, applications, login, password_reset, roles};
 use crate::auth::Privilege::*;
 use crate::error::{ApiError, Dialect};
 use crate::routes::Access::{Privileged, Public, SignedIn};
@@ -107,6 +107,68 @@ const ROUTES: &[Route] = &[
         "occ.admin_profiles.update",
         Privileged(UpdateAdminProfiles, |cx, who| {
             buffered(admin_profiles::update(cx, who))
+        }),
+    ),
+    // Public: the answer never says whether the account exists (see `password_reset`).
+    Route::new(
+        Method::POST,
+        "adminProfiles/requestPasswordReset",
+        "occ.admin_profiles.request_password_reset",
+        Public(|cx| buffered(password_reset::request(cx))),
+    ),
+    Route::new(
+        Method::POST,
+        "adminProfiles/sendPasswordReset",
+        "occ.admin_profiles.send_password_reset",
+        Public(|cx| buffered(password_reset::send(cx))),
+    ),
+    Route::new(
+        Method::GET,
+        "applicationIds",
+        "occ.applications.list",
+        Privileged(ManageApplications, |cx, who| {
+            buffered(applications::list(cx, who))
+        }),
+    ),
+    Route::new(
+        Method::POST,
+        "applicationIds",
+        "occ.applications.create",
+        Privileged(ManageApplications, |cx, who| {
+            buffered(applications::create(cx, who))
+        }),
+    ),
+    Route::new(
+        Method::GET,
+        "applicationIds/{id}",
+        "occ.applications.get",
+        Privileged(ManageApplications, |cx, who| {
+            buffered(applications::get(cx, who))
+        }),
+    ),
+    Route::new(
+        Method::PUT,
+        "applicationIds/{id}",
+        "occ.applications.update",
+        Privileged(ManageApplications, |cx, who| {
+            buffered(applications::update(cx, who))
+        }),
+    ),
+    Route::new(
+        Method::DELETE,
+        "applicationIds/{id}",
+        "occ.applications.delete",
+        Privileged(ManageApplications, |cx, who| {
+            buffered(applications::delete(cx, who))
+        }),
+    ),
+    // Oracle's appIdOperation: `{"op": "genAuthToken"}` issues a new key.
+    Route::new(
+        Method::POST,
+        "applicationIds/{id}",
+        "occ.applications.operation",
+        Privileged(ManageApplications, |cx, who| {
+            buffered(applications::operation(cx, who))
         }),
     ),
     // The catalogue is the same for everyone and holds nothing secret; a client needs it to

@@ -204,11 +204,7 @@ impl Store {
         self.writable()?;
         let mut was_active = true;
         let account = {
-            let _gate = self
-                .inner
-                .account_gate
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let _gate = self.account_gate();
             precondition()?;
             let account = self.update_account_nowait(id, &mut |a: &mut Account| {
                 was_active = a.active;
@@ -229,6 +225,14 @@ impl Store {
         };
         self.durable().await?;
         Ok(account)
+    }
+
+    /// The gate every guarded account write holds while it checks and writes.
+    pub(super) fn account_gate(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .account_gate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether an account other than `id` is an active administrator.

@@ -2,10 +2,12 @@
 //! `store` knows a tree exists. Handlers see typed records and `StoreError`.
 
 mod accounts;
+mod applications;
 pub mod backup;
 mod client_profiles;
 mod commit;
 mod open;
+mod password_resets;
 mod profile_record;
 mod profile_types;
 mod record_cache;
@@ -20,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use accounts::{Account, NewAccount, administers, email_key};
+pub use applications::{Application, hex};
 pub use client_profiles::{Direction, profile_json};
+pub use password_resets::PasswordReset;
 pub use profile_types::{ClientProfile, ProfileType, ProfileUrl, name_key};
 pub use search::{Found, ProfileField, ProfileQuery};
 pub use sessions::Session;
@@ -55,6 +59,9 @@ pub(crate) const TREE_TOKENHASH_SESSION: &str = "tokenhash_session";
 pub(crate) const TREE_SETTINGS: &str = "settings";
 pub(crate) const TREE_ID_CLIENT_PROFILE: &str = "clientprofileid_clientprofile";
 pub(crate) const TREE_NAME_CLIENT_PROFILE: &str = "name_clientprofileid";
+pub(crate) const TREE_ID_APPLICATION: &str = "applicationid_application";
+pub(crate) const TREE_KEYHASH_APPLICATION: &str = "appkeyhash_applicationid";
+pub(crate) const TREE_TOKENHASH_PASSWORD_RESET: &str = "resettokenhash_passwordreset";
 
 /// Errors of the storage layer. Expected outcomes (conflicts, absence) are typed apart from
 /// failures of the database itself, which are logged where they are turned into a 500.
@@ -210,6 +217,9 @@ struct Inner {
     /// Each account's sessions, for the per-account cap.
     session_index: sessions::SessionIndex,
     settings: sled::Tree,
+    /// Registered applications and their keys' hashes.
+    applications: applications::ApplicationTrees,
+    password_resets: sled::Tree,
     secret: [u8; 32],
     commit: GroupCommit,
     dir: PathBuf,
@@ -314,6 +324,9 @@ impl Store {
         };
         let sessions = tree(TREE_TOKENHASH_SESSION)?;
         let settings = tree(TREE_SETTINGS)?;
+        let applications =
+            applications::ApplicationTrees::open(&db).map_err(|e| unreadable(e.to_string()))?;
+        let password_resets = tree(TREE_TOKENHASH_PASSWORD_RESET)?;
         let commit = GroupCommit::start(&db, dir).map_err(|e| unreadable(e.to_string()))?;
         let store = Store {
             inner: Arc::new(Inner {
@@ -325,6 +338,8 @@ impl Store {
                 sessions,
                 session_index: Default::default(),
                 settings,
+                applications,
+                password_resets,
                 secret,
                 commit,
                 dir: dir.to_path_buf(),

@@ -138,16 +138,28 @@ impl Store {
         account_id: &str,
         keep: Option<&[u8; 32]>,
     ) -> Result<usize, StoreError> {
+        self.revoke_sessions_where(|holder| holder == account_id, keep)
+    }
+
+    /// Revokes every session whose holder passes `matches`, except `keep`; without waiting
+    /// for durability. A full scan.
+    pub(crate) fn revoke_sessions_where(
+        &self,
+        matches: impl Fn(&str) -> bool,
+        keep: Option<&[u8; 32]>,
+    ) -> Result<usize, StoreError> {
         let mut removed = Vec::new();
         for entry in self.inner.sessions.iter() {
             let (k, v) = entry?;
             if keep.is_some_and(|keep| k.as_ref() == keep.as_slice()) {
                 continue;
             }
-            if decode::<Session>(&v).is_ok_and(|s| s.account_id == account_id) {
+            if let Ok(s) = decode::<Session>(&v)
+                && matches(&s.account_id)
+            {
                 self.inner.sessions.remove(&k)?;
                 if let Ok(hash) = <[u8; 32]>::try_from(k.as_ref()) {
-                    removed.push((account_id.to_string(), hash));
+                    removed.push((s.account_id, hash));
                 }
             }
         }

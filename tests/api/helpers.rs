@@ -327,16 +327,7 @@ impl Process {
             cmd.env("PROFILED_ADMIN_PASSWORD", p);
         }
         let mut child = cmd.spawn().unwrap();
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
+        let stderr = collect_lines(child.stderr.take().unwrap());
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(addr).is_err() {
             assert!(Instant::now() < deadline, "server did not start");
@@ -380,6 +371,22 @@ impl Process {
         )
         .await
     }
+}
+
+/// Everything `pipe` says, line by line, collected on a thread of its own.
+pub fn collect_lines(
+    pipe: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    text
 }
 
 /// One request on a fresh connection; `None` when the connection fails or drops (a server

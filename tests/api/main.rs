@@ -1,6 +1,7 @@
 //! Integration tests: one binary, each module drives a real server over HTTP.
 
 mod admin_profiles;
+mod applications;
 mod backup;
 mod client_profile_concurrency;
 mod client_profile_export;
@@ -16,5 +17,6 @@ mod hardening_auth;
 mod helpers;
 mod lifecycle;
 mod login;
+mod password_reset;
 mod request_log;
 mod route_access;

@@ -88,6 +88,17 @@ const EXPECTED: &[(&str, Expect)] = &[
         Privilege("adminProfiles.update"),
     ),
     ("occ.admin_roles.list", SignedIn),
+    ("occ.admin_profiles.request_password_reset", Public),
+    ("occ.admin_profiles.send_password_reset", Public),
+    ("occ.applications.list", Privilege("applications.manage")),
+    ("occ.applications.create", Privilege("applications.manage")),
+    ("occ.applications.get", Privilege("applications.manage")),
+    ("occ.applications.update", Privilege("applications.manage")),
+    ("occ.applications.delete", Privilege("applications.manage")),
+    (
+        "occ.applications.operation",
+        Privilege("applications.manage"),
+    ),
 ];
 
 /// The roles tried, besides no token at all; `catalogRole` is an Oracle role that grants
