@@ -98,7 +98,9 @@ async fn an_over_long_user_name_is_refused_in_each_dialect_before_anything_is_re
 
 #[tokio::test]
 async fn failed_logins_are_forgotten_once_their_window_has_passed() {
-    let s = TestServer::start_with(|c| c.lockout = Duration::from_millis(500)).await;
+    // A window long enough for ten failed checks on a loaded machine (with 500 ms the
+    // first entries could expire before the count under a full parallel test run).
+    let s = TestServer::start_with(|c| c.lockout = Duration::from_millis(3000)).await;
     for i in 0..10 {
         let r = s
             .appgate_login_response(&format!("ghost{i}@example.com"), "wrong-password-1")
@@ -109,7 +111,7 @@ async fn failed_logins_are_forgotten_once_their_window_has_passed() {
     assert_eq!(entries, 10);
     assert!(bytes > 0);
     // Past the window and the sweep interval, the next failure sweeps them out.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     let r = s
         .appgate_login_response("ghost-last@example.com", "wrong-password-1")
         .await;

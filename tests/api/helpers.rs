@@ -309,6 +309,11 @@ impl Drop for Process {
 
 impl Process {
     pub fn start(dir: &Path, password: Option<&str>) -> Process {
+        Self::start_with_env(dir, password, &[])
+    }
+
+    /// The same, with more environment variables.
+    pub fn start_with_env(dir: &Path, password: Option<&str>, env: &[(&str, &str)]) -> Process {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -326,6 +331,7 @@ impl Process {
         if let Some(p) = password {
             cmd.env("PROFILED_ADMIN_PASSWORD", p);
         }
+        cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().unwrap();
         let stderr = collect_lines(child.stderr.take().unwrap());
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -153,7 +153,7 @@ async fn occ_login_answers_an_oauth_token_and_checks_the_grant() {
             "/ccadmin/v1/login",
             &[("content-type", "application/x-www-form-urlencoded")],
             format!(
-                "grant_type=client_credentials&username={ADMIN_EMAIL}&password={ADMIN_PASSWORD}"
+                "grant_type=authorization_code&username={ADMIN_EMAIL}&password={ADMIN_PASSWORD}"
             ),
         )
         .await;

@@ -332,3 +332,101 @@ async fn bad_input_gets_oracle_errors_and_changes_nothing() {
     assert_eq!(r.status, 200, "{:?}", r.json());
     s.occ_login("amber@example.com", NEW_PASSWORD).await;
 }
+
+/// Words that look like a reset token (43 characters of URL-safe base64).
+fn token_like_words(text: &str) -> Vec<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .filter(|w| w.len() == 43)
+        .collect()
+}
+
+async fn wait_for_log(p: &Process, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !p.stderr.lock().unwrap().contains(what) {
+        assert!(
+            Instant::now() < deadline,
+            "no '{what}' in the log: {}",
+            p.stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The binary, told through its environment to send mail to 127.0.0.1:`port`.
+fn process_sending_to(dir: &std::path::Path, port: u16) -> Process {
+    let url = format!("smtp://127.0.0.1:{port}");
+    Process::start_with_env(
+        dir,
+        Some(ADMIN_PASSWORD),
+        &[
+            ("PROFILED_SMTP_URL", &url),
+            ("PROFILED_SMTP_FROM", "reset@example.com"),
+        ],
+    )
+}
+
+async fn process_reset(p: &Process, email: &str) {
+    let r = send(
+        p.addr,
+        Method::POST,
+        "/ccadmin/v1/adminProfiles/requestPasswordReset",
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&json!({"email": email})).unwrap().into(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"success": true}));
+}
+
+#[tokio::test]
+async fn the_binary_sends_through_the_smtp_server_its_environment_names() {
+    let Some(smtp) = SmtpServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = process_sending_to(dir.path(), smtp.port);
+    process_reset(&p, ADMIN_EMAIL).await;
+    let token = wait_for_token(1, || smtp.output()).await;
+    assert!(smtp.output().contains("From: reset@example.com"));
+    wait_for_log(&p, "message sent").await;
+    p.signal("-TERM");
+    let (_, log) = p.wait();
+    assert!(!log.contains(&token), "the reset token reached the log");
+    assert!(!dir.path().join("outbox").exists());
+}
+
+#[tokio::test]
+async fn a_failed_send_is_logged_without_the_token_and_the_answer_is_the_same() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let p = process_sending_to(dir.path(), closed);
+    process_reset(&p, ADMIN_EMAIL).await;
+    wait_for_log(&p, "the message could not be sent").await;
+    p.signal("-TERM");
+    let (status, log) = p.wait();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("token: "), "{log}");
+    assert!(token_like_words(&log).is_empty(), "{log}");
+}
+
+#[test]
+fn an_smtp_url_without_a_sender_stops_the_start_and_its_password_stays_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--smtp-url", "smtp://mailer:s3cret-pass@127.0.0.1:25"])
+        .env_remove("PROFILED_SMTP_FROM")
+        .env("PROFILED_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--smtp-from"), "{err}");
+    assert!(!err.contains("s3cret-pass"), "{err}");
+}
