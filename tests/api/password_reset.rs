@@ -77,13 +77,18 @@ impl SmtpServer {
 
     /// A profiled that sends its mail here.
     async fn profiled(&self) -> TestServer {
-        let port = self.port;
-        TestServer::start_with(|c| {
-            c.smtp_url = Some(profiled::mail::SmtpUrl(format!("smtp://127.0.0.1:{port}")));
-            c.smtp_from = Some("profiled@example.com".into());
-        })
-        .await
+        profiled_sending_to(self.port, Duration::from_secs(30)).await
     }
+}
+
+/// A profiled that sends its mail to 127.0.0.1:`port`, giving each message `timeout`.
+async fn profiled_sending_to(port: u16, timeout: Duration) -> TestServer {
+    TestServer::start_with(|c| {
+        c.smtp_url = Some(profiled::mail::SmtpUrl(format!("smtp://127.0.0.1:{port}")));
+        c.smtp_from = Some("profiled@example.com".into());
+        c.mail_timeout = timeout;
+    })
+    .await
 }
 
 /// The tokens of the messages in `text`, in order.
@@ -429,4 +434,115 @@ fn an_smtp_url_without_a_sender_stops_the_start_and_its_password_stays_hidden() 
     assert!(!out.status.success());
     assert!(err.contains("--smtp-from"), "{err}");
     assert!(!err.contains("s3cret-pass"), "{err}");
+}
+
+/// Every key and value of every tree of a stopped server's database.
+fn raw_database(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let db = open_raw_sled(dir);
+    let mut all = Vec::new();
+    for name in db.tree_names() {
+        for entry in db.open_tree(name).unwrap().iter() {
+            let (k, v) = entry.unwrap();
+            all.push(k.to_vec());
+            all.push(v.to_vec());
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn keys_and_reset_tokens_are_stored_only_as_hashes() {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let s = TestServer::start().await;
+    add_account(&s, "amber@example.com", "adminRole").await;
+    request_reset(&s, "amber@example.com").await;
+    let reset = wait_for_token(1, || outbox_text(&s)).await;
+    let admin = s.occ_login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let r = s
+        .occ(
+            Method::POST,
+            "/ccadmin/v1/applicationIds",
+            Some(&admin),
+            Some(json!({"name": "k", "type": "application"})),
+        )
+        .await;
+    let key = r.json()["token"].as_str().unwrap().to_string();
+    let (dir, _) = s.stop().await;
+    let secrets = [
+        key.as_bytes().to_vec(),
+        STANDARD.decode(&key).unwrap(),
+        reset.as_bytes().to_vec(),
+        URL_SAFE_NO_PAD.decode(&reset).unwrap(),
+    ];
+    let stored = raw_database(dir.path());
+    assert!(stored.len() > 10);
+    for secret in &secrets {
+        assert!(
+            !stored
+                .iter()
+                .any(|b| b.windows(secret.len()).any(|w| w == secret.as_slice())),
+            "a secret is stored as it is"
+        );
+    }
+}
+
+/// A TCP server that accepts connections and never says anything: an SMTP server that hangs.
+/// Counts the connections it holds.
+async fn silent_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test]
+async fn sending_is_off_the_request_path_and_bounded() {
+    let (port, connections) = silent_server().await;
+    let s = profiled_sending_to(port, Duration::from_secs(30)).await;
+    add_account(&s, "amber@example.com", "adminRole").await;
+    // The server never answers, yet every request is answered at once; no more than 16
+    // messages are ever in flight.
+    let started = Instant::now();
+    for _ in 0..24 {
+        request_reset(&s, "amber@example.com").await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connections.load(std::sync::atomic::Ordering::SeqCst) < 16 {
+        assert!(Instant::now() < deadline, "the messages did not go out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 16);
+}
+
+#[tokio::test]
+async fn a_hanging_smtp_server_is_given_up_on_after_the_timeout() {
+    let (port, connections) = silent_server().await;
+    let s = profiled_sending_to(port, Duration::from_millis(300)).await;
+    add_account(&s, "amber@example.com", "adminRole").await;
+    // Given up on after the timeout, each send frees its place: all 24 get through one by
+    // one rather than 16 staying stuck.
+    for _ in 0..24 {
+        request_reset(&s, "amber@example.com").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connections.load(std::sync::atomic::Ordering::SeqCst) < 17 {
+        assert!(Instant::now() < deadline, "sends were never given up on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
