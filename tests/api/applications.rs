@@ -124,6 +124,21 @@ async fn an_application_key_logs_in_and_acts_as_an_administrator() {
     let record = serde_json::to_string(&stored).unwrap();
     assert!(!record.contains(&key), "the key is stored in clear");
 
+    // occ-tools sends a TOTP code along even with a key (and no charset): it is ignored.
+    let r = s
+        .request(
+            Method::POST,
+            "/ccadmin/v1/login",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("authorization", &format!("Bearer {key}")),
+            ],
+            "grant_type=client_credentials&totp_code=123456",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert!(r.json().get("error").is_none());
+
     // The key buys an access token that acts with administrative rights.
     let token = key_token(&s, &key).await;
     assert_eq!(verify(&s, &token).await, 200);
