@@ -49,6 +49,19 @@ impl App {
         }
         if store.account_count() == 0 {
             first_admin(&store, &config).await?;
+        } else {
+            // Both only shape the first administrator, which exists.
+            if config.admin_password.is_some() {
+                tracing::warn!(
+                    "PROFILED_ADMIN_PASSWORD is ignored: the database has accounts already (change a password with `profiled reset-password`)"
+                );
+            }
+            if matches!(store.account_by_email(&config.admin_email), Ok(None)) {
+                tracing::warn!(
+                    admin_email = %config.admin_email,
+                    "--admin-email (PROFILED_ADMIN_EMAIL) is ignored: the database has accounts already, and none with this e-mail"
+                );
+            }
         }
         let auth = Auth::new(store.clone(), config.hash_concurrency, config.lockout);
         Ok(App(Arc::new(Inner {

@@ -13,6 +13,7 @@
 //! Sessions are not part of a backup: after a restore everybody logs in again.
 
 use std::io::BufRead;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -138,19 +139,68 @@ fn raw_line(kind: &str, raw: &[u8]) -> Vec<u8> {
 }
 
 /// Restores a backup into `dir`, which must be empty or missing, rebuilding every index.
-/// Returns (accounts, client profiles) restored.
+/// Returns (accounts, client profiles) restored. The restore is built in a private directory
+/// beside `dir` and renamed into place only once complete and verified: a failed import
+/// leaves nothing behind that could be taken for a database.
 pub fn import(dir: &Path, input: impl BufRead) -> Result<(usize, usize), String> {
-    if dir.exists()
-        && std::fs::read_dir(dir)
-            .map_err(|e| e.to_string())?
-            .next()
-            .is_some()
-    {
-        return Err(format!(
-            "{} is not empty: import only restores into an empty directory",
-            dir.display()
-        ));
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => {
+            return Err(super::OpenError::NotADirectory {
+                path: dir.to_path_buf(),
+            }
+            .to_string());
+        }
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(dir)
+                .map_err(|e| super::OpenError::from_io(dir, e).to_string())?;
+            if entries.next().is_some() {
+                return Err(format!(
+                    "{} is not empty: import only restores into an empty directory",
+                    dir.display()
+                ));
+            }
+        }
+        Err(_) => {}
     }
+    let name = dir
+        .file_name()
+        .ok_or_else(|| format!("{} cannot be a data directory", dir.display()))?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&parent)
+        .map_err(|e| super::OpenError::from_io(&parent, e).to_string())?;
+    let staging = parent.join(format!(
+        ".{}.importing-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    }
+    let result = import_into(&staging, input).and_then(|counts| {
+        if dir.exists() {
+            std::fs::remove_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::rename(&staging, dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::File::open(&parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("{}: {e}", parent.display()))?;
+        Ok(counts)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+/// The import itself, into the new directory `dir`.
+fn import_into(dir: &Path, input: impl BufRead) -> Result<(usize, usize), String> {
+    super::open::prepare_dir(dir).map_err(|e| e.to_string())?;
     let db =
         super::open::open_sled(dir, &super::StoreOptions::default()).map_err(|e| e.to_string())?;
     let result = restore(&db, input);

@@ -18,8 +18,9 @@ use tokio::sync::oneshot;
 
 use super::StoreError;
 
-/// One durability round: sled's flush plus an fdatasync (replaceable in unit tests).
-type Sync = Box<dyn Fn() -> Result<(), StoreError> + Send + std::marker::Sync>;
+/// One durability round, given its number: sled's flush plus an fdatasync, and the commit
+/// record (replaceable in unit tests).
+type Sync = Box<dyn Fn(u64) -> Result<(), StoreError> + Send + std::marker::Sync>;
 
 /// Told `true` once the writer's round is durable, `false` when it failed.
 type Waiter = oneshot::Sender<bool>;
@@ -41,6 +42,10 @@ struct Shared {
     /// "succeeds" proves nothing: from here on no write is acknowledged.
     failed: AtomicBool,
     sync: Sync,
+    /// The number of the last round started; rounds are serialised by `round_lock`, so that
+    /// their numbers reach sled and the commit record in order.
+    seq: AtomicU64,
+    round_lock: Mutex<()>,
     rounds: AtomicU64,
     writes: AtomicU64,
 }
@@ -58,22 +63,37 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub(super) fn start(db: &sled::Db, dir: &Path) -> std::io::Result<GroupCommit> {
+    /// Starts the flusher. Round numbers continue after `last_seq`; each round runs
+    /// `before(n)` (which must write the number into sled), sled's flush, an fdatasync of the
+    /// database file, then `after(n)` (the commit record), before any writer is answered.
+    pub(super) fn start(
+        db: &sled::Db,
+        dir: &Path,
+        last_seq: u64,
+        before: impl Fn(u64) -> Result<(), StoreError> + Send + std::marker::Sync + 'static,
+        after: impl Fn(u64) -> Result<(), StoreError> + Send + std::marker::Sync + 'static,
+    ) -> std::io::Result<GroupCommit> {
         let file = File::open(dir.join("db"))?;
         let db = db.clone();
-        Self::with_sync(Box::new(move || {
-            db.flush()?;
-            file.sync_data()?;
-            Ok(())
-        }))
+        Self::with_sync(
+            Box::new(move |n| {
+                before(n)?;
+                db.flush()?;
+                file.sync_data()?;
+                after(n)
+            }),
+            last_seq,
+        )
     }
 
-    fn with_sync(sync: Sync) -> std::io::Result<GroupCommit> {
+    fn with_sync(sync: Sync, last_seq: u64) -> std::io::Result<GroupCommit> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             cv: Condvar::new(),
             failed: AtomicBool::new(false),
             sync,
+            seq: AtomicU64::new(last_seq),
+            round_lock: Mutex::new(()),
             rounds: AtomicU64::new(0),
             writes: AtomicU64::new(0),
         });
@@ -119,6 +139,11 @@ impl GroupCommit {
         self.shared.round()
     }
 
+    /// The number of the last round started (after `flush_now`: the last one completed).
+    pub(super) fn last_seq(&self) -> u64 {
+        self.shared.seq.load(Ordering::Acquire)
+    }
+
     pub(super) fn stats(&self) -> CommitStats {
         CommitStats {
             rounds: self.shared.rounds.load(Ordering::Relaxed),
@@ -162,7 +187,9 @@ impl Shared {
 
     /// One flush + fdatasync covering every write applied before it started.
     fn round(&self) -> Result<(), StoreError> {
-        match (self.sync)() {
+        let _one_at_a_time = self.round_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let n = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        match (self.sync)(n) {
             Ok(()) => Ok(()),
             Err(e) => {
                 tracing::error!(
@@ -211,11 +238,14 @@ mod tests {
         let rounds = Arc::new(AtomicU64::new(0));
         let counter = rounds.clone();
         let gc = Arc::new(
-            GroupCommit::with_sync(Box::new(move || {
-                counter.fetch_add(1, Ordering::SeqCst);
-                std::thread::sleep(std::time::Duration::from_millis(5));
-                Ok(())
-            }))
+            GroupCommit::with_sync(
+                Box::new(move |_| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    Ok(())
+                }),
+                0,
+            )
             .unwrap(),
         );
         let waiters: Vec<_> = (0..64)
@@ -241,11 +271,14 @@ mod tests {
         let (release, release_rx) = std::sync::mpsc::channel::<()>();
         let release_rx = Mutex::new(release_rx);
         let gc = Arc::new(
-            GroupCommit::with_sync(Box::new(move || {
-                started_tx.send(()).unwrap();
-                release_rx.lock().unwrap().recv().unwrap();
-                Ok(())
-            }))
+            GroupCommit::with_sync(
+                Box::new(move |_| {
+                    started_tx.send(()).unwrap();
+                    release_rx.lock().unwrap().recv().unwrap();
+                    Ok(())
+                }),
+                0,
+            )
             .unwrap(),
         );
         let wait = |gc: &Arc<GroupCommit>| {
@@ -279,13 +312,16 @@ mod tests {
     async fn a_failed_sync_refuses_every_later_write() {
         let fail = Arc::new(AtomicBool::new(false));
         let flag = fail.clone();
-        let gc = GroupCommit::with_sync(Box::new(move || {
-            if flag.load(Ordering::SeqCst) {
-                Err(StoreError::Io(std::io::Error::other("disk on fire")))
-            } else {
-                Ok(())
-            }
-        }))
+        let gc = GroupCommit::with_sync(
+            Box::new(move |_| {
+                if flag.load(Ordering::SeqCst) {
+                    Err(StoreError::Io(std::io::Error::other("disk on fire")))
+                } else {
+                    Ok(())
+                }
+            }),
+            0,
+        )
         .unwrap();
         gc.wait().await.unwrap();
         gc.check().unwrap();
