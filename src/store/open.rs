@@ -388,3 +388,64 @@ impl OpenError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(e: sled::Error) -> String {
+        sled_error(Path::new("/data"), e).to_string()
+    }
+
+    #[test]
+    fn sled_errors_at_open_say_what_they_are() {
+        let io = |kind, m: &str| sled::Error::Io(std::io::Error::new(kind, m));
+        // Tests run as root, where no permission is ever denied: the mapping is checked here.
+        let m = message(io(std::io::ErrorKind::PermissionDenied, "EACCES"));
+        assert!(m.contains("permission denied on /data"), "{m}");
+        let m = message(io(
+            std::io::ErrorKind::Other,
+            "could not acquire lock on \"/data/db\": WouldBlock",
+        ));
+        assert!(
+            m.contains("is another profiled running on this directory?"),
+            "{m}"
+        );
+        let m = message(sled::Error::Corruption { at: None, bt: () });
+        assert!(m.contains("is damaged"), "{m}");
+        assert!(m.contains("restore it from a backup"), "{m}");
+    }
+
+    #[test]
+    fn the_commit_record_catches_lost_commits_accounts_and_records() {
+        let clean = Record {
+            seq: 10,
+            accounts: 3,
+            client_profiles: 20,
+            clean: true,
+        };
+        assert!(compare_with_record(Some(clean), 10, 3, Some(20)).is_ok());
+        let e = compare_with_record(Some(clean), 8, 3, Some(20)).unwrap_err();
+        assert!(e.contains("the last 2 commit(s) are missing"), "{e}");
+        let e = compare_with_record(Some(clean), 10, 0, Some(20)).unwrap_err();
+        assert!(
+            e.contains("3 admin profile(s) were committed, 0 are left"),
+            "{e}"
+        );
+        let e = compare_with_record(Some(clean), 10, 3, Some(17)).unwrap_err();
+        assert!(e.contains("holds 3 and 17"), "{e}");
+        // Opened again since the clean stop (which removed the marker): a crash's leftovers.
+        assert!(compare_with_record(Some(clean), 12, 3, None).is_ok());
+        // A round's record counts accounts before its flush: sled may hold more, never fewer.
+        let round = Record {
+            clean: false,
+            ..clean
+        };
+        assert!(compare_with_record(Some(round), 11, 4, None).is_ok());
+        assert!(compare_with_record(Some(round), 11, 2, None).is_err());
+        // No record: fine for a new database, not for one with commits.
+        assert!(compare_with_record(None, 0, 0, None).is_ok());
+        let e = compare_with_record(None, 5, 1, None).unwrap_err();
+        assert!(e.contains("profiled.commit is missing"), "{e}");
+    }
+}
