@@ -64,6 +64,10 @@ pub struct ExportArgs {
     /// File to write (default: standard output).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Write what can still be read of a damaged database (exit status 3, naming what is
+    /// missing) instead of refusing: the last resort when there is no backup.
+    #[arg(long)]
+    pub salvage: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -140,28 +140,54 @@ pub fn check(data_dir: &Path) -> Result<(bool, Vec<String>), String> {
     Ok((report.is_clean(), lines))
 }
 
-/// Writes a backup of the (stopped) store to `out`. Refuses a damaged store.
-pub fn export(data_dir: &Path, out: &mut impl std::io::Write) -> Result<(usize, usize), String> {
+/// Writes a backup of the (stopped) store to `out`. Refuses a damaged store, unless
+/// `salvage`: then it writes what can still be read and returns what is missing as well.
+pub fn export(
+    data_dir: &Path,
+    out: &mut impl std::io::Write,
+    salvage: bool,
+) -> Result<((usize, usize), Option<String>), String> {
     let copy = inspect(data_dir)?;
-    let (store, report) = Store::open(&copy.dir, &StoreOptions::default())
-        .map_err(|e| e.for_dir(data_dir).to_string())?;
+    let damaged = |what: String| {
+        OpenError::Damaged {
+            dir: data_dir.to_path_buf(),
+            what,
+        }
+        .to_string()
+    };
+    let (store, report, mut missing) = match Store::open(&copy.dir, &StoreOptions::default()) {
+        Ok((store, report)) => (store, report, None),
+        Err(OpenError::Damaged { what, .. }) if salvage => {
+            let options = StoreOptions {
+                salvage: true,
+                ..StoreOptions::default()
+            };
+            let (store, report) =
+                Store::open(&copy.dir, &options).map_err(|e| e.for_dir(data_dir).to_string())?;
+            (store, report, Some(what))
+        }
+        Err(e) => return Err(e.for_dir(data_dir).to_string()),
+    };
     if !report.unrepairable.is_empty() {
-        return Err(crate::StartError::Damaged(report.unrepairable).to_string());
+        let what = report.unrepairable.join("; ");
+        if !salvage {
+            return Err(damaged(what));
+        }
+        missing.get_or_insert(what);
     }
     let snapshot = store.snapshot().map_err(|e| e.to_string())?;
     let counts = snapshot.counts();
-    if let Some(missing) = store.missing((counts.0 as u64, counts.1 as u64)) {
-        return Err(OpenError::Damaged {
-            dir: data_dir.to_path_buf(),
-            what: missing,
+    if let Some(what) = store.missing((counts.0 as u64, counts.1 as u64)) {
+        if !salvage {
+            return Err(damaged(what));
         }
-        .to_string());
+        missing.get_or_insert(what);
     }
     for line in snapshot.into_lines() {
         out.write_all(&line).map_err(|e| e.to_string())?;
     }
     out.flush().map_err(|e| e.to_string())?;
-    Ok(counts)
+    Ok((counts, missing))
 }
 
 /// Restores a backup into an empty directory.

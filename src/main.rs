@@ -130,24 +130,36 @@ fn main() -> ExitCode {
                     .map_err(|e| format!("{}: {e}", path.display()))
                     .and_then(|f| {
                         let mut w = std::io::BufWriter::new(f);
-                        let written = profiled::commands::export(&args.dir.data_dir, &mut w)
-                            .and_then(|counts| {
-                                w.into_inner()
-                                    .map_err(|e| e.to_string())?
-                                    .sync_all()
-                                    .map_err(|e| e.to_string())?;
-                                Ok(counts)
-                            });
+                        let written =
+                            profiled::commands::export(&args.dir.data_dir, &mut w, args.salvage)
+                                .and_then(|counts| {
+                                    w.into_inner()
+                                        .map_err(|e| e.to_string())?
+                                        .sync_all()
+                                        .map_err(|e| e.to_string())?;
+                                    Ok(counts)
+                                });
                         if written.is_err() {
                             let _ = std::fs::remove_file(path);
                         }
                         written
                     }),
-                None => {
-                    profiled::commands::export(&args.dir.data_dir, &mut std::io::stdout().lock())
-                }
+                None => profiled::commands::export(
+                    &args.dir.data_dir,
+                    &mut std::io::stdout().lock(),
+                    args.salvage,
+                ),
             };
-            report_counts("exported", result)
+            match result {
+                Ok((counts, Some(missing))) => {
+                    report_counts("salvaged", Ok(counts));
+                    eprintln!(
+                        "profiled: the database is damaged ({missing}): this export holds only what could be read"
+                    );
+                    ExitCode::from(3)
+                }
+                other => report_counts("exported", other.map(|(counts, _)| counts)),
+            }
         }
         Some(Command::Import(args)) => {
             let result = if args.file.as_os_str() == "-" {

@@ -192,12 +192,16 @@ pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 pub struct StoreOptions {
     /// sled's page cache, in bytes. sled's own default (1 GiB) is too much for an appliance.
     pub cache_capacity: u64,
+    /// Open a database even when it lost data the commit record knows of (logged as an
+    /// error): for `export --salvage`, on a private copy. Never for a server.
+    pub salvage: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_capacity: 128 * 1024 * 1024,
+            salvage: false,
         }
     }
 }
@@ -345,7 +349,12 @@ impl Store {
                 m.get(..8)
                     .map(|c| u64::from_be_bytes(c.try_into().expect("8")))
             });
-        open::compare_with_record(record, seq, accounts, marker).map_err(damaged)?;
+        if let Err(missing) = open::compare_with_record(record, seq, accounts, marker) {
+            if !options.salvage {
+                return Err(damaged(missing));
+            }
+            tracing::error!(%missing, "salvaging what is left of a damaged database");
+        }
         match u64_at(META_SCHEMA)? {
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(OpenError::NewerSchema { found });
@@ -360,7 +369,7 @@ impl Store {
         }
         // After a clean stop with nothing since, the exact counts every full scan must find.
         let expected = record
-            .filter(|r| r.clean && r.seq == seq)
+            .filter(|r| r.clean && r.seq == seq && !options.salvage)
             .map(|r| (r.accounts, r.client_profiles));
         // Nothing is written before this point.
         if u64_at(META_SCHEMA)?.is_none() {

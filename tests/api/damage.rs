@@ -243,3 +243,52 @@ async fn a_foreign_file_where_the_database_should_be_is_reported_and_left_alone(
     assert!(err.contains("no profiled database"), "{err}");
     assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 1);
 }
+
+#[tokio::test]
+async fn export_salvage_writes_what_is_left_and_says_so() {
+    let dir = populated_dir(0, PROFILES).await;
+    // Cut the log: sled keeps a prefix and opens it without a word.
+    let path = dir.path().join("db");
+    let bytes = std::fs::read(&path).unwrap();
+    let used = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+    std::fs::write(&path, &bytes[..used * 3 / 5]).unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+
+    let out = run_bin(&["export", "--data-dir", data_dir], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("damaged") && err.contains("missing"), "{err}");
+
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("salvaged.jsonl");
+    let out = run_bin(
+        &[
+            "export",
+            "--salvage",
+            "--data-dir",
+            data_dir,
+            "-o",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("holds only what could be read"), "{err}");
+    // What is left restores into a working database.
+    let restored = root.path().join("restored");
+    let out = run_bin(
+        &[
+            "import",
+            "--data-dir",
+            restored.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
