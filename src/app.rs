@@ -56,7 +56,10 @@ impl App {
                     "PROFILED_ADMIN_PASSWORD is ignored: the database has accounts already (change a password with `profiled reset-password`)"
                 );
             }
-            if matches!(store.account_by_email(&config.admin_email), Ok(None)) {
+            // The default is no choice of the operator's: only a chosen address is reported.
+            if config.admin_email != crate::config::DEFAULT_ADMIN_EMAIL
+                && matches!(store.account_by_email(&config.admin_email), Ok(None))
+            {
                 tracing::warn!(
                     admin_email = %config.admin_email,
                     "--admin-email (PROFILED_ADMIN_EMAIL) is ignored: the database has accounts already, and none with this e-mail"
