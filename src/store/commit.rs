@@ -7,6 +7,10 @@
 //! a writer joins only after its writes are applied, so the flush that starts afterwards covers
 //! them. Writers that arrive during a round wait for the next one, which starts as soon as the
 //! current one ends; nobody is woken before their own round is done.
+//!
+//! Rounds are numbered and run one at a time: the number goes into sled before the flush and
+//! into the commit record beside it after the fdatasync (see `manifest`), so that a database
+//! sled recovered without its last commits is recognised at the next open.
 
 use std::fs::File;
 use std::path::Path;
@@ -306,6 +310,42 @@ mod tests {
                 writes: 2
             }
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rounds_are_numbered_in_order_after_the_last_one_recorded() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let gc = Arc::new(
+            GroupCommit::with_sync(
+                Box::new(move |n| {
+                    log.lock().unwrap().push(n);
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    Ok(())
+                }),
+                41,
+            )
+            .unwrap(),
+        );
+        let waiters: Vec<_> = (0..32)
+            .map(|_| {
+                let gc = gc.clone();
+                tokio::spawn(async move { gc.wait().await })
+            })
+            .collect();
+        // Rounds on the caller's thread run one at a time with the flusher's.
+        let direct = {
+            let gc = gc.clone();
+            std::thread::spawn(move || (0..5).try_for_each(|_| gc.flush_now()))
+        };
+        for w in waiters {
+            w.await.unwrap().unwrap();
+        }
+        direct.join().unwrap().unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let expected: Vec<u64> = (42..42 + seen.len() as u64).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(gc.last_seq(), *expected.last().unwrap());
     }
 
     #[tokio::test]
