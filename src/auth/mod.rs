@@ -2,8 +2,10 @@
 //! privileges. Shared by both dialects: a token from either login works everywhere.
 
 pub mod lockout;
+mod mfa;
 pub mod password;
 pub mod roles;
+pub mod totp;
 
 use std::net::IpAddr;
 
@@ -16,8 +18,9 @@ use time::OffsetDateTime;
 use crate::clock;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::store::{Account, Session, Store, StoreError};
+use crate::store::{Account, Session, Stage, Store, StoreError};
 use lockout::{AccountPolicy, Accounts, AddressPolicy, Addresses, address_key};
+pub use mfa::{BUILTIN_TOTP_PROVIDER, Partial, Seed};
 use password::Passwords;
 pub use roles::Privilege;
 
@@ -148,11 +151,12 @@ impl Auth {
     /// session expired or was revoked, or the account is gone or inactive.
     pub fn caller_of(&self, hash: &[u8; 32]) -> Result<Caller, ApiError> {
         let hash = *hash;
-        let (account_id, expires) = self
+        let (account_id, expires, stage) = self
             .store
             .session_holder(&hash)?
             .ok_or_else(ApiError::unauthorized)?;
-        if expires <= clock::millis(clock::now()) {
+        // A token still in the middle of a multi-step sign-in opens nothing else.
+        if !stage.is_full() || expires <= clock::millis(clock::now()) {
             return Err(ApiError::unauthorized());
         }
         let account = self
@@ -178,13 +182,30 @@ impl Auth {
 
     /// Checks credentials (with the per-address limit and the account lockout) and opens a
     /// session. The same 401 answers a wrong password, an unknown or inactive account and an
-    /// account without a password. `peer` is the client's address.
+    /// account without a password. `peer` is the client's address. While administrator MFA
+    /// is on, an account that is not exempted must sign in with a one-time code instead
+    /// (refused before its password is looked at).
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         peer: Option<IpAddr>,
     ) -> Result<Login, ApiError> {
+        if self.mfa_required(username)? {
+            return Err(ApiError::mfa_required());
+        }
+        let account = self.check_password(username, password, peer).await?;
+        self.open_session(&account.id, true, Stage::Full).await
+    }
+
+    /// The active account whose password this is (counted against the per-address limit
+    /// and the account lockout), or the one 401 for every kind of failure.
+    pub(crate) async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Account, ApiError> {
         if username.chars().count() > MAX_USERNAME_CHARS {
             return Err(ApiError::field(
                 "username",
@@ -225,7 +246,7 @@ impl Auth {
         slot.succeeded();
         // The address's budget is not given back by a success: failures stay paid for.
         drop(address);
-        self.open_session(&account.id, true).await
+        Ok(account)
     }
 
     /// Checks an account's own password before it changes it. Failures count towards the
@@ -255,7 +276,7 @@ impl Auth {
     /// A new token for the caller; the presented one is revoked (Oracle's `/refresh`).
     pub async fn refresh(&self, caller: &Caller) -> Result<Login, ApiError> {
         self.store.writable()?;
-        let login = self.open_session_nowait(&caller.account_id, false)?;
+        let login = self.open_session_nowait(&caller.account_id, false, Stage::Full)?;
         self.store.revoke_session(&caller.token_hash).await?;
         Ok(login)
     }
@@ -265,13 +286,23 @@ impl Auth {
         Ok(())
     }
 
-    async fn open_session(&self, account_id: &str, stamp_login: bool) -> Result<Login, ApiError> {
-        let login = self.open_session_nowait(account_id, stamp_login)?;
+    async fn open_session(
+        &self,
+        account_id: &str,
+        stamp_login: bool,
+        stage: Stage,
+    ) -> Result<Login, ApiError> {
+        let login = self.open_session_nowait(account_id, stamp_login, stage)?;
         self.store.durable().await?;
         Ok(login)
     }
 
-    fn open_session_nowait(&self, account_id: &str, stamp_login: bool) -> Result<Login, ApiError> {
+    fn open_session_nowait(
+        &self,
+        account_id: &str,
+        stamp_login: bool,
+        stage: Stage,
+    ) -> Result<Login, ApiError> {
         let lifetime_ms = self.store.settings()?.token_lifetime_ms();
         let now = clock::now();
         let (token, hash) = new_token();
@@ -279,6 +310,7 @@ impl Auth {
             account_id: account_id.to_string(),
             created: clock::millis(now),
             expires: clock::millis(now) + lifetime_ms,
+            stage,
         };
         self.store.put_session(&hash, &session, self.max_sessions)?;
         let account = if stamp_login {

@@ -1,6 +1,7 @@
 //! The Oracle Commerce Cloud Admin API dialect, under `/ccadmin/v1`.
 
 mod admin_profiles;
+mod authenticator;
 mod list;
 mod login;
 mod profile_input;

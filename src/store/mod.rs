@@ -19,12 +19,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-pub use accounts::{Account, NewAccount, administers, email_key};
+pub use accounts::{Account, NewAccount, Totp, administers, email_key};
 pub use client_profiles::{Direction, profile_json};
 pub use profile_types::{ClientProfile, ProfileType, ProfileUrl, name_key};
 pub use search::{Found, ProfileField, ProfileQuery};
-pub use sessions::Session;
-pub use settings::{AuditLogPersistenceMode, GlobalSettings, SpaMode};
+pub use sessions::{Session, Stage};
+pub use settings::{AdminMfa, AuditLogPersistenceMode, GlobalSettings, SpaMode};
 
 use client_profiles::ProfileTable;
 use commit::GroupCommit;

@@ -137,8 +137,21 @@ impl TestServer {
         token: Option<&str>,
         body: Option<Value>,
     ) -> TestResponse {
+        self.appgate_accepting(ACCEPT_V23, method, path, token, body)
+            .await
+    }
+
+    /// An Appgate call with the given Accept header.
+    pub async fn appgate_accepting(
+        &self,
+        accept: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
         let auth = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("accept", ACCEPT_V23)];
+        let mut headers = vec![("accept", accept)];
         if let Some(a) = &auth {
             headers.push(("authorization", a));
         }
@@ -237,6 +250,22 @@ pub async fn add_account(s: &TestServer, email: &str, role: &str) -> String {
         .await
         .unwrap()
         .id
+}
+
+/// The text of the one QR code in a greyscale PNG.
+pub fn decode_qr_png(png_bytes: &[u8]) -> String {
+    let mut decoder = png::Decoder::new(png_bytes);
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img =
+        rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * info.line_size + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1);
+    grids[0].decode().unwrap().1
 }
 
 pub fn urlencode(s: &str) -> String {

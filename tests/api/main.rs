@@ -18,3 +18,4 @@ mod lifecycle;
 mod login;
 mod request_log;
 mod route_access;
+mod signin;
