@@ -17,10 +17,12 @@ const MAX_EXEMPTED_CHARS: usize = 512;
 
 pub async fn get(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
     let mfa = cx.app.store.admin_mfa()?;
-    Ok(ok(&json!({
-        "providerId": mfa.provider_id,
-        "exemptedUsers": mfa.exempted_users,
-    })))
+    // Off is a missing `providerId`: the vendor's schema has it as a string, never null.
+    let mut body = json!({"exemptedUsers": mfa.exempted_users});
+    if let Some(id) = mfa.provider_id {
+        body["providerId"] = json!(id);
+    }
+    Ok(ok(&body))
 }
 
 pub async fn put(mut cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
