@@ -34,7 +34,7 @@ impl App {
     pub async fn open(config: Config) -> Result<App, StartError> {
         let ca_fingerprint = match &config.ca_cert {
             Some(path) => Some(
-                crate::appgate::export::ca_fingerprint(path)
+                crate::certs::ca_fingerprint(path)
                     .map_err(|e| StartError::CaCert(format!("{}: {e}", path.display())))?,
             ),
             None => None,
@@ -66,7 +66,7 @@ impl App {
                 );
             }
         }
-        let auth = Auth::new(store.clone(), config.hash_concurrency, config.lockout);
+        let auth = Auth::new(store.clone(), &config);
         Ok(App(Arc::new(Inner {
             store,
             auth,

@@ -108,6 +108,27 @@ pub struct ServeArgs {
     /// `caFingerprint`; without it the field is left out.
     #[arg(long, env = "PROFILED_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+
+    // Hardening (README, "Security").
+    /// Open connections one client address may hold (0: only --max-connections applies).
+    #[arg(
+        long,
+        env = "PROFILED_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_connections_per_address: usize,
+    /// Failed logins one client address may make at once (0: no per-address limit).
+    #[arg(long, env = "PROFILED_LOGIN_ADDRESS_BURST", default_value_t = 3)]
+    pub login_address_burst: u32,
+    /// Seconds after which an address that used its burst may fail one more login.
+    #[arg(long, env = "PROFILED_LOGIN_ADDRESS_INTERVAL", default_value_t = 60)]
+    pub login_address_interval: u64,
+    /// Hold loopback clients (127.0.0.0/8, ::1) to the per-address login limit too.
+    #[arg(long, env = "PROFILED_LOGIN_LIMIT_LOOPBACK")]
+    pub login_limit_loopback: bool,
+    /// Sessions one account may hold; a login beyond ends its oldest session.
+    #[arg(long, env = "PROFILED_MAX_SESSIONS_PER_ACCOUNT", default_value_t = 100)]
+    pub max_sessions_per_account: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -190,6 +211,13 @@ impl ServeArgs {
         c.body_timeout = std::time::Duration::from_secs(self.body_timeout.max(1));
         c.shutdown_timeout = std::time::Duration::from_secs(self.shutdown_timeout);
         c.ca_cert = self.ca_cert.clone();
+
+        c.max_connections_per_address = self.max_connections_per_address;
+        c.login_address_burst = self.login_address_burst;
+        c.login_address_interval =
+            std::time::Duration::from_secs(self.login_address_interval.max(1));
+        c.login_limit_loopback = self.login_limit_loopback;
+        c.max_sessions_per_account = self.max_sessions_per_account.max(1);
         c
     }
 }

@@ -30,6 +30,21 @@ pub struct Config {
     pub hash_concurrency: usize,
     /// The CA certificate (PEM or DER) whose fingerprint exported profile URLs carry.
     pub ca_cert: Option<PathBuf>,
+
+    // Hardening: per-address limits and caps (README, "Security").
+    /// Open connections one client address may hold; 0: no limit beyond `max_connections`.
+    pub max_connections_per_address: usize,
+    /// When every connection slot is taken, a connection that has waited this long for a
+    /// complete request head (idle keep-alive or slowloris) gives its slot to a new one.
+    pub evict_idle_after: Duration,
+    /// Failed logins a client address may make at once; 0 turns the per-address limit off.
+    pub login_address_burst: u32,
+    /// After its burst, an address may fail one more login per this interval.
+    pub login_address_interval: Duration,
+    /// Whether loopback clients are held to the per-address login limit.
+    pub login_limit_loopback: bool,
+    /// Sessions one account may hold; a login beyond ends its oldest.
+    pub max_sessions_per_account: usize,
 }
 
 impl Config {
@@ -48,6 +63,13 @@ impl Config {
                 .map(|n| n.get())
                 .unwrap_or(2),
             ca_cert: None,
+
+            max_connections_per_address: 256,
+            evict_idle_after: Duration::from_secs(1),
+            login_address_burst: 3,
+            login_address_interval: Duration::from_secs(60),
+            login_limit_loopback: false,
+            max_sessions_per_account: 100,
         }
     }
 }

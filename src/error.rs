@@ -72,6 +72,9 @@ pub enum Kind {
     /// Appgate's 422; Oracle answers validation problems with 400.
     Validation,
     TooManyRequests,
+    /// The account must give a one-time code first: Appgate's 412 (what sdpctl waits for),
+    /// Oracle's 401.
+    MfaRequired,
     Internal,
     Unavailable,
 }
@@ -94,6 +97,10 @@ impl Kind {
                 Dialect::Occ => StatusCode::BAD_REQUEST,
             },
             Kind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Kind::MfaRequired => match dialect {
+                Dialect::Appgate => StatusCode::PRECONDITION_FAILED,
+                Dialect::Occ => StatusCode::UNAUTHORIZED,
+            },
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -126,7 +133,7 @@ pub struct ErrorDetails {
     pub code: Option<&'static str>,
     pub errors: Vec<FieldError>,
     pub retry_after: Option<u64>,
-    pub allow: Option<&'static str>,
+    pub allow: Option<String>,
     /// Extra top-level members (Appgate's 406 carries the version window).
     pub extra: Map<String, Value>,
 }
@@ -173,6 +180,16 @@ impl ApiError {
         Self::new(Kind::LoginFailed, "Invalid username or password.")
     }
 
+    /// Sign-in needs a one-time code: Appgate's multi-step login, or Oracle's `/mfalogin`.
+    pub fn mfa_required() -> Self {
+        let mut e = Self::new(
+            Kind::MfaRequired,
+            "Administrative authorization requires two-factor authentication.",
+        );
+        e.extra.insert("otpRequired".into(), Value::Bool(true));
+        e
+    }
+
     pub fn forbidden() -> Self {
         Self::new(
             Kind::Forbidden,
@@ -184,7 +201,7 @@ impl ApiError {
         Self::new(Kind::NotFound, message)
     }
 
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: String) -> Self {
         let mut e = Self::new(
             Kind::MethodNotAllowed,
             format!("Method not allowed here. Allowed: {allow}."),
@@ -253,8 +270,12 @@ impl ApiError {
             Dialect::Occ => crate::http::json_response(status, &self.occ_body(status), dialect),
         };
         let headers = resp.headers_mut();
-        if let Some(allow) = self.allow {
-            headers.insert(ALLOW, HeaderValue::from_static(allow));
+        if let Some(v) = self
+            .allow
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            headers.insert(ALLOW, v);
         }
         if let Some(secs) = self.retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
@@ -328,6 +349,7 @@ impl ApiError {
                 _ => None,
             },
             errors,
+            extra: &self.extra,
         }
     }
 }
@@ -364,6 +386,8 @@ struct OccBody<'a> {
     error_path: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<Vec<OccField<'a>>>,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
 }
 
 #[derive(Serialize)]
@@ -385,6 +409,9 @@ impl From<StoreError> for ApiError {
                 ApiError::conflict("The submitted resource conflicts with another.")
             }
             StoreError::NotFound => ApiError::not_found("The requested resource can not be found."),
+            StoreError::LastAdministrator => {
+                ApiError::conflict("This change would leave no active administrator.")
+            }
             StoreError::Unavailable => ApiError::unavailable(),
             other => ApiError::internal(other),
         }

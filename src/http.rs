@@ -15,7 +15,24 @@ use serde::Serialize;
 use crate::error::{ApiError, Dialect, Kind};
 
 pub type Req = Request<Incoming>;
+/// A request's method, URI and headers, once its body is held apart.
+pub type Head = hyper::http::request::Parts;
 pub type Resp = Response<Full<Bytes>>;
+
+/// The address of the client that sent a request; the server puts it in every request's
+/// extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// The server address a connection came in on, kept in each request's extensions: the host
+/// of self links when the request's `Host` header is missing or not a host name.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalAddr(pub std::net::SocketAddr);
+
+/// The client's IP address (`None` only for requests built outside the server).
+pub fn peer_ip(extensions: &hyper::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions.get::<PeerAddr>().map(|p| p.0.ip())
+}
 
 /// Largest request body accepted. sled writes a log message over ~128 KiB to a blob file
 /// that it never fsyncs, so records must stay well below that.
@@ -52,8 +69,12 @@ pub fn no_content() -> Resp {
 
 /// Reads the whole body, refusing more than `MAX_BODY` bytes (413) or a client that takes
 /// longer than `timeout` to send it (408).
-pub async fn read_body(req: Req, timeout: Duration) -> Result<Bytes, ApiError> {
-    if let Some(len) = req.headers().get(CONTENT_LENGTH) {
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Incoming,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    if let Some(len) = headers.get(CONTENT_LENGTH) {
         let len: u64 = len
             .to_str()
             .ok()
@@ -63,7 +84,7 @@ pub async fn read_body(req: Req, timeout: Duration) -> Result<Bytes, ApiError> {
             return Err(ApiError::payload_too_large(MAX_BODY));
         }
     }
-    let limited = Limited::new(req.into_body(), MAX_BODY);
+    let limited = Limited::new(body, MAX_BODY);
     match tokio::time::timeout(timeout, limited.collect()).await {
         Err(_) => Err(ApiError::new(
             Kind::RequestTimeout,
@@ -111,10 +132,14 @@ pub fn require_form(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Reads a JSON body: 415 for another media type, 413 when too large, 400 when malformed
 /// or missing altogether.
-pub async fn read_json(req: Req, timeout: Duration) -> Result<serde_json::Value, ApiError> {
-    if !req.headers().contains_key(CONTENT_TYPE) {
+pub async fn read_json(
+    headers: &HeaderMap,
+    body: Incoming,
+    timeout: Duration,
+) -> Result<serde_json::Value, ApiError> {
+    if !headers.contains_key(CONTENT_TYPE) {
         // No body at all is a missing JSON body (400), not a body of the wrong type (415).
-        let body = read_body(req, timeout).await?;
+        let body = read_body(headers, body, timeout).await?;
         if body.is_empty() {
             return Err(ApiError::bad_request("A JSON body is required."));
         }
@@ -123,8 +148,8 @@ pub async fn read_json(req: Req, timeout: Duration) -> Result<serde_json::Value,
             "Content-Type must be application/json.",
         ));
     }
-    require_json(req.headers())?;
-    let body = read_body(req, timeout).await?;
+    require_json(headers)?;
+    let body = read_body(headers, body, timeout).await?;
     parse_json(&body)
 }
 
@@ -173,8 +198,8 @@ fn decode_component(s: &str) -> String {
 }
 
 /// The query pairs of a request.
-pub fn query_pairs(req: &Req) -> Vec<(String, String)> {
-    req.uri().query().map(parse_query).unwrap_or_default()
+pub fn query_pairs(head: &Head) -> Vec<(String, String)> {
+    head.uri.query().map(parse_query).unwrap_or_default()
 }
 
 /// Splits a path into its segments: `/a/b/` gives `["a", "b", ""]`.

@@ -77,12 +77,15 @@ mod tests {
         );
         // More than one refill of the per-thread block, and still no repeats.
         assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+        // More than 4,096 ids in one millisecond borrow the next one's time (RFC 9562), and
+        // other tests of this process draw ids at the same moment: allow a few such steps.
+        let latest = after + 4;
         for id in &ids {
             let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
             let ms = secs * 1000 + u64::from(nanos) / 1_000_000;
             assert!(
-                (before..=after).contains(&ms),
-                "{ms} not in {before}..={after}"
+                (before..=latest).contains(&ms),
+                "{ms} not in {before}..={latest}"
             );
         }
     }

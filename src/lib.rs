@@ -7,6 +7,7 @@
 pub mod app;
 pub mod appgate;
 pub mod auth;
+pub mod certs;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -18,6 +19,7 @@ pub mod occ;
 pub mod routes;
 pub mod server;
 pub mod store;
+pub mod text;
 
 pub use app::{App, StartError};
 pub use config::Config;

@@ -1,9 +1,16 @@
-//! The HTTP/1.1 server: accept loop with a connection cap, hyper with header and body
-//! timeouts, one log line per request, panics turned into 500s, and graceful shutdown.
+//! The HTTP/1.1 server: accept loop with a connection cap (and a share per client address;
+//! when full, a connection idle without a request head gives up its slot), hyper with header
+//! timeouts and a 16 KiB head cap, one log line per request, panics turned into 500s, and
+//! graceful shutdown.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -13,12 +20,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::app::{App, StartError};
+use crate::auth::lockout::address_key;
 use crate::config::Config;
 use crate::error::{ApiError, Dialect};
-use crate::http::{Body, Req};
+use crate::http::{Body, LocalAddr, PeerAddr, Req};
+use crate::routes;
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -39,18 +48,188 @@ pub async fn serve(
     Ok(())
 }
 
+/// Largest request head (request line and headers) accepted: beyond it hyper answers 431
+/// and closes the connection, so an unfinished head cannot hold more than this in memory.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// `idle_since` of a connection that is serving a request.
+const BUSY: u64 = u64::MAX;
+
+/// What the accept loop knows of one open connection.
+struct Conn {
+    /// Milliseconds since the loop started at which the connection last began to wait for a
+    /// request head (when it opened, or when its last response was sent); `BUSY` meanwhile.
+    idle_since: AtomicU64,
+    /// Told to close when the server is full and this connection waited longest for a head.
+    evict: Notify,
+}
+
+/// Open connections, by id and per client address.
+struct Conns {
+    start: Instant,
+    table: Mutex<ConnTable>,
+}
+
+#[derive(Default)]
+struct ConnTable {
+    next_id: u64,
+    open: HashMap<u64, Arc<Conn>>,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+impl Conns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnTable> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Counts a connection from `ip`, or `None` when that address holds `limit` already.
+    fn open(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<ConnGuard> {
+        let mut t = self.lock();
+        let n = t.per_address.entry(ip).or_default();
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        let id = t.next_id;
+        t.next_id += 1;
+        Some(ConnGuard {
+            conns: self.clone(),
+            id,
+            ip,
+            conn: Arc::new(Conn {
+                idle_since: AtomicU64::new(0),
+                evict: Notify::new(),
+            }),
+        })
+    }
+
+    /// Asks the connection that has waited longest for a request head, if longer than
+    /// `after`, to close. True when one was asked.
+    fn evict_idlest(&self, after: Duration) -> bool {
+        let Some(limit) = self.now_ms().checked_sub(after.as_millis() as u64) else {
+            return false;
+        };
+        let t = self.lock();
+        let victim = t
+            .open
+            .values()
+            .map(|c| (c.idle_since.load(Ordering::Relaxed), c))
+            .filter(|(since, _)| *since != BUSY && *since <= limit)
+            .min_by_key(|(since, _)| *since);
+        match victim {
+            Some((_, c)) => {
+                // Not chosen twice while it closes.
+                c.idle_since.store(BUSY, Ordering::Relaxed);
+                c.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// One registered connection; unregisters it when dropped.
+struct ConnGuard {
+    conns: Arc<Conns>,
+    id: u64,
+    ip: IpAddr,
+    conn: Arc<Conn>,
+}
+
+impl ConnGuard {
+    /// Makes the connection, now holding a slot, a candidate for eviction while idle.
+    fn serving(&self) {
+        self.conn
+            .idle_since
+            .store(self.conns.now_ms(), Ordering::Relaxed);
+        self.conns.lock().open.insert(self.id, self.conn.clone());
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let mut t = self.conns.lock();
+        t.open.remove(&self.id);
+        if let Some(n) = t.per_address.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                t.per_address.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Marks a connection busy while a request is served, up to the end of its response body.
+struct Busy {
+    conns: Arc<Conns>,
+    conn: Arc<Conn>,
+}
+
+impl Busy {
+    fn new(conns: &Arc<Conns>, conn: &Arc<Conn>) -> Busy {
+        conn.idle_since.store(BUSY, Ordering::Relaxed);
+        Busy {
+            conns: conns.clone(),
+            conn: conn.clone(),
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.conn
+            .idle_since
+            .store(self.conns.now_ms(), Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its connection marked busy until hyper has sent it all.
+struct Tracked {
+    body: Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = <Body as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The accept loop for an already opened app.
 pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let permits = Arc::new(Semaphore::new(app.config.max_connections.max(1)));
+    let per_address = match app.config.max_connections_per_address {
+        0 => usize::MAX,
+        n => n,
+    };
+    let evict_after = app.config.evict_idle_after;
+    let conns = Arc::new(Conns {
+        start: Instant::now(),
+        table: Mutex::new(ConnTable::default()),
+    });
     let graceful = GracefulShutdown::new();
     let purge = tokio::spawn(purge_sessions(app.clone()));
     tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-        };
-        let (stream, _peer) = tokio::select! {
+    'accept: loop {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -62,20 +241,56 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
                 }
             },
         };
+        // Over its address's share: closed at once, before it takes a slot.
+        let Some(guard) = conns.open(address_key(peer.ip()), per_address) else {
+            continue;
+        };
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            // Full: a connection that has waited too long for a request head makes room;
+            // without one, wait for a slot (checking again as connections age).
+            Err(_) => loop {
+                conns.evict_idlest(evict_after);
+                tokio::select! {
+                    _ = &mut shutdown => break 'accept,
+                    p = permits.clone().acquire_owned() => {
+                        break p.expect("the semaphore is never closed");
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            },
+        };
+        guard.serving();
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok();
         let handler_app = app.clone();
-        let service = service_fn(move |req| {
+        let (handler_conns, handler_conn) = (conns.clone(), guard.conn.clone());
+        let service = service_fn(move |mut req: Req| {
             let app = handler_app.clone();
-            async move { Ok::<_, Infallible>(handle(app, req).await) }
+            let busy = Busy::new(&handler_conns, &handler_conn);
+            req.extensions_mut().insert(PeerAddr(peer));
+            if let Some(local) = local {
+                req.extensions_mut().insert(LocalAddr(local));
+            }
+            async move {
+                let resp = handle(app, req).await;
+                Ok::<_, Infallible>(resp.map(|body| Tracked { body, _busy: busy }))
+            }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(app.config.header_timeout)
+            .max_buf_size(MAX_HEAD)
+            .max_header_size(MAX_HEAD)
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn => {}
+                _ = guard.conn.evict.notified() => {}
+            }
+            drop(guard);
             drop(permit);
         });
     }
@@ -93,15 +308,16 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
 /// Routes one request and logs one line for it.
 async fn handle(app: App, req: Req) -> Response<Body> {
     let start = Instant::now();
-    // Both are cheap clones (a standard method is a tag, the URI shares the request's bytes).
+    // A cheap clone: a standard method is a tag.
     let method = req.method().clone();
-    let uri = req.uri().clone();
-    let dialect = Dialect::of(uri.path());
-    let resp = without_panics(dialect, crate::routes::route(app, req)).await;
+    // The route's name, never the raw path: paths hold ids.
+    let found = routes::find(&method, req.uri().path());
+    let (route, dialect) = (found.name, found.dialect);
+    let resp = without_panics(dialect, routes::dispatch(app, req, found)).await;
     tracing::info!(
         target: "profiled::request",
         %method,
-        path = uri.path(),
+        route = %route,
         status = resp.status().as_u16(),
         micros = start.elapsed().as_micros() as u64,
     );

@@ -4,16 +4,13 @@
 use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
 
-use crate::app::App;
-use crate::auth::Privilege;
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::http::{self, Body, Req};
+use crate::http::{self, Body};
+use crate::routes::Cx;
 
-pub async fn backup(app: &App, req: Req) -> Result<Response<Body>, ApiError> {
-    super::check_accept(req.headers())?;
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::Backup)?;
-    let store = app.store.clone();
+pub async fn backup(cx: Cx, caller: Caller) -> Result<Response<Body>, ApiError> {
+    let store = cx.app.store.clone();
     let snapshot = tokio::task::spawn_blocking(move || store.snapshot())
         .await
         .map_err(ApiError::internal)??;

@@ -10,11 +10,11 @@ use uuid::Uuid;
 use super::export;
 use super::ok;
 use super::profile_body::{self, ProfileInput, UrlInput};
-use crate::app::App;
-use crate::auth::Privilege;
+use crate::auth::Caller;
 use crate::clock;
 use crate::error::{ApiError, FieldError};
-use crate::http::{self, Req, Resp};
+use crate::http::{self, Resp};
+use crate::routes::Cx;
 use crate::store::{ClientProfile, ProfileType, ProfileUrl, StoreError, profile_json};
 
 /// A path id that is not a UUID names nothing: 404, like an unknown one.
@@ -119,10 +119,9 @@ fn apply(p: &mut ClientProfile, input: &ProfileInput, now: OffsetDateTime) -> Re
     Ok(())
 }
 
-pub async fn create(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::CreateClientProfiles)?;
-    let body = http::read_json(req, app.config.body_timeout).await?;
+pub async fn create(mut cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let body = cx.json().await?;
+    let app = &cx.app;
     let input = profile_body::parse(&body, None)?;
     let now = clock::now();
     let mut profile = ClientProfile {
@@ -157,10 +156,9 @@ pub async fn create(app: &App, req: Req) -> Result<Resp, ApiError> {
     Ok(ok_raw(profile_json(&profile, &global)))
 }
 
-pub async fn get(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::ViewClientProfiles)?;
-    let id = path_id(id)?;
+pub async fn get(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let app = &cx.app;
+    let id = path_id(cx.id())?;
     let global = app.store.settings()?.profile_hostname;
     let json = app
         .store
@@ -181,11 +179,10 @@ impl From<StoreError> for PutError {
     }
 }
 
-pub async fn update(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::EditClientProfiles)?;
-    let id = path_id(id)?;
-    let body = http::read_json(req, app.config.body_timeout).await?;
+pub async fn update(mut cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let id = path_id(cx.id())?;
+    let body = cx.json().await?;
+    let app = &cx.app;
     let input = profile_body::parse(&body, Some(id))?;
     let now = clock::now();
     let result = app
@@ -203,69 +200,84 @@ pub async fn update(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
     Ok(ok_raw(profile_json(&profile, &global)))
 }
 
-pub async fn delete(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::DeleteClientProfiles)?;
-    let id = path_id(id)?;
-    match app.store.delete_client_profile(&id).await {
+pub async fn delete(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let id = path_id(cx.id())?;
+    match cx.app.store.delete_client_profile(&id).await {
         Ok(()) => Ok(http::no_content()),
         Err(StoreError::NotFound) => Err(not_found()),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Builds the profile's link and stamps `exported` (leaving `updated` alone).
-async fn export_link(app: &App, req: &Req, id: &str) -> Result<String, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::ExportClientProfiles)?;
-    let id = path_id(id)?;
-    let profile = app.store.client_profile(&id)?.ok_or_else(not_found)?;
-    if profile.kind == ProfileType::Group {
-        return Err(ApiError::field(
-            "type",
-            "a Group has no link of its own; export its member profiles",
-        ));
-    }
+/// Builds the profile's link, gives it to `render` (which may refuse it), and stamps
+/// `exported` (leaving `updated` alone) only when both succeeded, in one write: a link that
+/// cannot be handed out leaves no stamp.
+async fn export<T>(
+    cx: &Cx,
+    mut render: impl FnMut(String) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let app = &cx.app;
+    let id = path_id(cx.id())?;
     let settings = app.store.settings()?;
-    let host = if profile.hostname.is_empty() {
-        settings.profile_hostname.clone()
-    } else {
-        profile.hostname.clone()
-    };
-    if host.is_empty() {
-        return Err(ApiError::field(
-            "hostname",
-            "no host name for the link: set the profile's hostname or the global profileHostname",
-        ));
-    }
     let now = clock::now();
-    let stamped = app
-        .store
+    let mut rendered = None;
+    app.store
         .update_client_profile(&id, |p| {
+            if p.kind == ProfileType::Group {
+                return Err(PutError::Api(ApiError::field(
+                    "type",
+                    "a Group has no link of its own; export its member profiles",
+                )));
+            }
+            let host = if p.hostname.is_empty() {
+                &settings.profile_hostname
+            } else {
+                &p.hostname
+            };
+            if host.is_empty() {
+                return Err(PutError::Api(ApiError::field(
+                    "hostname",
+                    "no host name for the link: set the profile's hostname or the global profileHostname",
+                )));
+            }
+            let url = export::profile_url(
+                p,
+                host,
+                settings.spa_mode,
+                app.store.secret(),
+                app.ca_fingerprint.as_deref(),
+            );
+            rendered = Some(render(url).map_err(PutError::Api)?);
             p.exported = Some(now);
-            Ok::<(), StoreError>(())
+            Ok(())
         })
         .await
         .map_err(|e| match e {
-            StoreError::NotFound => not_found(),
-            e => e.into(),
+            PutError::Api(e) => e,
+            PutError::Store(StoreError::NotFound) => not_found(),
+            PutError::Store(e) => e.into(),
         })?;
-    Ok(export::profile_url(
-        &stamped,
-        &host,
-        settings.spa_mode,
-        app.store.secret(),
-        app.ca_fingerprint.as_deref(),
-    ))
+    Ok(rendered.expect("the written change rendered the link"))
 }
 
-pub async fn export_url(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let url = export_link(app, &req, id).await?;
+pub async fn export_url(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let url = export(&cx, Ok).await?;
     Ok(ok(&json!({ "url": url })))
 }
 
-pub async fn export_barcode(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let url = export_link(app, &req, id).await?;
-    let png = export::qr_png(&url).map_err(ApiError::internal)?;
+pub async fn export_barcode(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let png = export(&cx, |url| match export::qr_png(&url) {
+        Ok(png) => Ok(png),
+        Err(export::QrError::TooLong) => Err(ApiError::field(
+            "name",
+            format!(
+                "the onboarding link is {} bytes, more than a QR code holds ({}): shorten the name, spaKeyName, identityProviderName or hostname",
+                url.len(),
+                export::QR_MAX_BYTES
+            ),
+        )),
+        Err(export::QrError::Other(e)) => Err(ApiError::internal(e)),
+    })
+    .await?;
     Ok(ok(&json!({ "barcode": STANDARD.encode(png) })))
 }

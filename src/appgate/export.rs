@@ -1,53 +1,16 @@
 //! What a client device is handed: the `appgate://` onboarding link (and its QR code), the SPA
 //! key inside it, and the CA fingerprint. Also the inverse, reading such a link into a group.
 
-use std::path::Path;
-
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use qrcode::{Color, EcLevel, QrCode};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::store::{ClientProfile, SpaMode};
 
 pub const SCHEME: &str = "appgate://";
-
-/// Lowercase hex SHA-256 of a certificate's DER bytes; the file may be PEM (the first
-/// certificate counts) or DER.
-pub fn ca_fingerprint(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let der = match pem_body(&bytes) {
-        Some(b64) => STANDARD
-            .decode(b64)
-            .map_err(|e| format!("the PEM certificate is not valid base64: {e}"))?,
-        None => bytes,
-    };
-    if der.is_empty() {
-        return Err("the file holds no certificate".into());
-    }
-    Ok(hex(&Sha256::digest(&der)))
-}
-
-/// The base64 text between the first BEGIN/END CERTIFICATE lines, white space removed.
-fn pem_body(bytes: &[u8]) -> Option<String> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let text = std::str::from_utf8(bytes).ok()?;
-    let start = text.find(BEGIN)? + BEGIN.len();
-    let end = start + text[start..].find(END)?;
-    Some(
-        text[start..end]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect(),
-    )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The 32-byte SPA key of a key name, as 64 lowercase hex characters. Derived rather than
 /// stored, so that the same name gives the same key (after a delete and re-create too) and
@@ -57,7 +20,7 @@ pub fn spa_key(secret: &[u8; 32], key_name: &str) -> String {
     // A label keeps these MACs apart from anything else ever derived from the same secret.
     mac.update(b"profiled spa key\0");
     mac.update(key_name.as_bytes());
-    hex(&mac.finalize().into_bytes())
+    crate::certs::hex(&mac.finalize().into_bytes())
 }
 
 /// `appgate://<host>/<payload>`: the payload is standard padded base64 of compact JSON with
@@ -132,10 +95,24 @@ pub fn parse_profile_url(url: &str) -> Result<ParsedUrl, &'static str> {
 const SCALE: usize = 4;
 const QUIET: usize = 4;
 
+/// Why a QR code could not be made.
+#[derive(Debug)]
+pub enum QrError {
+    /// The text does not fit the largest QR code (version 40) at level M.
+    TooLong,
+    Other(String),
+}
+
+/// The most bytes a QR code holds at level M (version 40, byte mode).
+pub const QR_MAX_BYTES: usize = 2331;
+
 /// A PNG (1-bit greyscale) of the QR code of `text`.
-pub fn qr_png(text: &str) -> Result<Vec<u8>, String> {
-    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
-        .map_err(|e| format!("cannot encode a QR code: {e}"))?;
+pub fn qr_png(text: &str) -> Result<Vec<u8>, QrError> {
+    let code =
+        QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).map_err(|e| match e {
+            qrcode::types::QrError::DataTooLong => QrError::TooLong,
+            e => QrError::Other(format!("cannot encode a QR code: {e}")),
+        })?;
     let modules = code.width();
     let colors = code.into_colors();
     let side = (modules + 2 * QUIET) * SCALE;
@@ -160,11 +137,10 @@ pub fn qr_png(text: &str) -> Result<Vec<u8>, String> {
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::One);
     encoder.set_compression(png::Compression::Best);
-    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-    writer
-        .write_image_data(&pixels)
-        .map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())?;
+    let png_error = |e: png::EncodingError| QrError::Other(e.to_string());
+    let mut writer = encoder.write_header().map_err(png_error)?;
+    writer.write_image_data(&pixels).map_err(png_error)?;
+    writer.finish().map_err(png_error)?;
     Ok(out)
 }
 
@@ -199,20 +175,5 @@ mod tests {
             parse_profile_url("appgate://x/WzFd").is_err(),
             "[1] is no object"
         );
-    }
-
-    #[test]
-    fn pem_and_der_give_the_same_fingerprint() {
-        let der = b"\x30\x03\x02\x01\x01".to_vec();
-        let pem = format!(
-            "junk\n-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-            STANDARD.encode(&der)
-        );
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.der"), &der).unwrap();
-        std::fs::write(dir.path().join("a.pem"), pem).unwrap();
-        let fp = ca_fingerprint(&dir.path().join("a.der")).unwrap();
-        assert_eq!(fp, hex(&Sha256::digest(&der)));
-        assert_eq!(ca_fingerprint(&dir.path().join("a.pem")).unwrap(), fp);
     }
 }

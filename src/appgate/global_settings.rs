@@ -5,10 +5,10 @@ use serde_json::{Map, Number, Value, json};
 
 use super::ok;
 use super::profile_body::is_hostname;
-use crate::app::App;
-use crate::auth::Privilege;
+use crate::auth::Caller;
 use crate::error::{ApiError, FieldError};
-use crate::http::{self, Req, Resp};
+use crate::http::{self, Resp};
+use crate::routes::Cx;
 use crate::store::{AuditLogPersistenceMode, GlobalSettings, SpaMode};
 
 /// Length limits (characters) of the free-text settings.
@@ -166,16 +166,13 @@ fn apply(body: &Map<String, Value>, s: &mut GlobalSettings) -> Vec<FieldError> {
     errors
 }
 
-pub async fn get(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::ViewGlobalSettings)?;
-    Ok(ok(&to_json(&app.store.settings()?)))
+pub async fn get(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    Ok(ok(&to_json(&cx.app.store.settings()?)))
 }
 
-pub async fn put(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::EditGlobalSettings)?;
-    let body = http::read_json(req, app.config.body_timeout).await?;
+pub async fn put(mut cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let body = cx.json().await?;
+    let app = &cx.app;
     let Value::Object(body) = body else {
         return Err(ApiError::bad_request("The body must be a JSON object."));
     };
@@ -188,9 +185,7 @@ pub async fn put(app: &App, req: Req) -> Result<Resp, ApiError> {
     Ok(http::no_content())
 }
 
-pub async fn delete(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::EditGlobalSettings)?;
-    app.store.reset_settings().await?;
+pub async fn delete(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    cx.app.store.reset_settings().await?;
     Ok(http::no_content())
 }

@@ -7,10 +7,10 @@
 use serde_json::{Value, json};
 
 use super::client_profiles::ok_raw;
-use crate::app::App;
-use crate::auth::Privilege;
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::http::{self, Req, Resp};
+use crate::http::{self, Resp};
+use crate::routes::Cx;
 use crate::store::{Direction, ProfileField, ProfileQuery};
 
 /// Fields a list can be ordered by; anything else falls back to `name` (and says so).
@@ -97,10 +97,9 @@ impl Params {
     }
 }
 
-pub async fn list(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::ViewClientProfiles)?;
-    let params = Params::parse(http::query_pairs(&req));
+pub async fn list(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let app = &cx.app;
+    let params = Params::parse(http::query_pairs(&cx.head));
     let total = app.store.client_profile_count() as usize;
     let global = app.store.settings()?.profile_hostname;
     let mut out = Vec::with_capacity(16 * 1024);

@@ -6,15 +6,17 @@ pub(crate) mod export;
 mod global_settings;
 mod list;
 mod login;
+mod mfa_settings;
 mod profile_body;
+pub mod routes;
+mod signin;
+pub(crate) use signin::issuer as signin_issuer;
 
-use hyper::Method;
 use hyper::header::{ACCEPT, HeaderMap};
 use serde_json::{Value, json};
 
-use crate::app::App;
 use crate::error::{ApiError, Dialect, Kind};
-use crate::http::{self, Req, Resp};
+use crate::http::{self, Resp};
 
 /// The API versions this server speaks (`Accept: application/vnd.appgate.peer-vNN+json`).
 pub const MIN_VERSION: u32 = 18;
@@ -22,56 +24,8 @@ pub const MAX_VERSION: u32 = 23;
 
 pub(crate) const DIALECT: Dialect = Dialect::Appgate;
 
-pub async fn route(app: &App, req: Req, path: &str) -> Result<Resp, ApiError> {
-    let segs = http::segments(path);
-    let method = req.method().clone();
-    if segs == ["version"] {
-        return match method {
-            Method::GET => Ok(login::version()),
-            _ => Err(ApiError::method_not_allowed("GET")),
-        };
-    }
-    // Before authentication, and on every route: clients discover the version from the 406.
-    check_accept(req.headers())?;
-    match segs.as_slice() {
-        ["login"] => match method {
-            Method::POST => login::login(app, req).await,
-            _ => Err(ApiError::method_not_allowed("POST")),
-        },
-        ["authentication", "logout"] => match method {
-            Method::POST => login::logout(app, req).await,
-            _ => Err(ApiError::method_not_allowed("POST")),
-        },
-        ["client-profiles"] => match method {
-            Method::GET => list::list(app, req).await,
-            Method::POST => client_profiles::create(app, req).await,
-            _ => Err(ApiError::method_not_allowed("GET, POST")),
-        },
-        ["client-profiles", id] => match method {
-            Method::GET => client_profiles::get(app, req, id).await,
-            Method::PUT => client_profiles::update(app, req, id).await,
-            Method::DELETE => client_profiles::delete(app, req, id).await,
-            _ => Err(ApiError::method_not_allowed("GET, PUT, DELETE")),
-        },
-        ["client-profiles", id, "url"] => match method {
-            Method::GET => client_profiles::export_url(app, req, id).await,
-            _ => Err(ApiError::method_not_allowed("GET")),
-        },
-        ["client-profiles", id, "barcode"] => match method {
-            Method::GET => client_profiles::export_barcode(app, req, id).await,
-            _ => Err(ApiError::method_not_allowed("GET")),
-        },
-        ["global-settings"] => match method {
-            Method::GET => global_settings::get(app, req).await,
-            Method::PUT => global_settings::put(app, req).await,
-            Method::DELETE => global_settings::delete(app, req).await,
-            _ => Err(ApiError::method_not_allowed("GET, PUT, DELETE")),
-        },
-        _ => Err(ApiError::not_found(
-            "The requested resource can not be found.",
-        )),
-    }
-}
+/// The most characters of a request's `Accept` header a 406 repeats.
+const MAX_ECHO: usize = 256;
 
 /// The peer version the request asks for, or Appgate's exact 406.
 pub fn check_accept(headers: &HeaderMap) -> Result<u32, ApiError> {
@@ -86,7 +40,12 @@ pub fn check_accept(headers: &HeaderMap) -> Result<u32, ApiError> {
         .filter_map(|item| peer_version(item.split(';').next().unwrap_or("").trim()))
         .find(|v| (MIN_VERSION..=MAX_VERSION).contains(v));
     version.ok_or_else(|| {
-        let received = values().collect::<Vec<_>>().join(", ");
+        let mut received = values().collect::<Vec<_>>().join(", ");
+        // Echoed for the client's sake, not without bound: a header can be ~64 KB.
+        if let Some((cut, _)) = received.char_indices().nth(MAX_ECHO) {
+            received.truncate(cut);
+            received.push('…');
+        }
         let mut e = ApiError::new(
             Kind::NotAcceptable,
             format!(

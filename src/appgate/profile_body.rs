@@ -16,7 +16,7 @@ pub const MAX_TAGS: usize = 64;
 pub const MAX_TAG: usize = 128;
 pub const MAX_KEY_NAME: usize = 256;
 pub const MAX_IDP_NAME: usize = 256;
-pub const MAX_HOSTNAME: usize = 253;
+pub use crate::text::MAX_HOSTNAME;
 pub const MAX_PROFILE_URLS: usize = 100;
 pub const MAX_URL: usize = 4096;
 pub const MAX_WEIGHT: i64 = 1_000_000;
@@ -47,14 +47,7 @@ pub struct UrlInput {
     pub weight: i64,
 }
 
-/// A host name or address literal, optionally with a port: nothing that could break out of
-/// the `appgate://<host>/` position of a link.
-pub fn is_hostname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_HOSTNAME
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
-}
+pub use crate::text::is_hostname;
 
 struct Reader<'a> {
     obj: &'a Map<String, Value>,
@@ -142,6 +135,10 @@ pub fn parse(body: &Value, path_id: Option<Uuid>) -> Result<ProfileInput, ApiErr
         r.fail("id", "must match the id in the path");
     }
     let name = match r.string("name", MAX_NAME) {
+        Some(n) if crate::text::name_problem(&n).is_some() => {
+            r.fail("name", crate::text::name_problem(&n).unwrap_or_default());
+            String::new()
+        }
         Some(n) if !n.trim().is_empty() => n,
         Some(_) => {
             r.fail("name", "may not be empty");

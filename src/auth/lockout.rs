@@ -1,70 +1,462 @@
-//! Per-account lockout after repeated failed logins. Kept in memory: a restart forgets it,
-//! which only ever unlocks early. Unknown usernames are tracked like real ones so the answer
-//! never says whether an account exists.
+//! Limits on failed logins, kept in memory: a restart forgets them, which only ever unlocks
+//! early. Two tables use the same machinery:
+//!
+//! - per account (the lower-cased user name; unknown names are tracked like real ones, so the
+//!   answer never says whether an account exists): at most `MAX_FAILURES` failed checks per
+//!   window, and the last of them locks the account for the lockout duration;
+//! - per client address: a budget of failed logins that refills at a steady rate, so that one
+//!   source is slowed down before it can lock an account others use.
+//!
+//! A password is only checked after a slot has been reserved in both tables, atomically. While
+//! a check runs its slot counts as a failure, so however many guesses arrive at once, no more
+//! can be checked than the budget left: a request that finds the budget taken by checks still
+//! running waits for them to end, and one that finds it spent by failures is refused at once.
+//!
+//! Memory is bounded: entries are forgotten once there is nothing left to remember (their
+//! window has passed), and the table holds at most `MAX_BYTES` of keys and entries; beyond
+//! that, new keys are refused (429) until something can be forgotten.
 
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Failed logins in a row that lock an account.
+use tokio::sync::Notify;
+
+/// Failed logins per window that lock an account.
 pub const MAX_FAILURES: u32 = 5;
-/// Entries kept at most; beyond this, entries that lock nothing are dropped first.
-const MAX_ENTRIES: usize = 100_000;
+/// Bytes of keys and entries a table holds at most (about 16k entries of the longest user
+/// name, far more of ordinary ones).
+pub const MAX_BYTES: usize = 16 * 1024 * 1024;
+/// What an entry costs besides its key: the map's slot, the state, the hash.
+const ENTRY_BYTES: usize = 96;
+/// Expired entries are swept out at most this often (and whenever the table is full).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// What a table says to a login that wants to check a password.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// A slot is free: reserve it and check.
+    Go,
+    /// Every slot left is held by a check in progress: wait for one to end.
+    Wait,
+    /// Refused for this many seconds.
+    Refused(u64),
+}
+
+/// How one kind of key spends and regains its budget.
+pub trait Policy {
+    type State: Default;
+    /// Whether one more check may start while `in_flight` others run. May reset a state
+    /// whose window has passed.
+    fn admit(&self, state: &mut Self::State, in_flight: u32, now: Instant) -> Admission;
+    fn failed(&self, state: &mut Self::State, now: Instant);
+    fn succeeded(&self, state: &mut Self::State);
+    /// True when the state remembers nothing that still matters: it can be forgotten.
+    fn spent(&self, state: &Self::State, now: Instant) -> bool;
+}
+
+/// The size a key occupies in memory, for the table's byte bound.
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for String {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Weigh for IpAddr {
+    fn weight(&self) -> usize {
+        0
+    }
+}
+
+struct Slot<S> {
+    state: S,
+    in_flight: u32,
+}
+
+struct Inner<K, S> {
+    map: HashMap<K, Slot<S>>,
+    bytes: usize,
+    next_sweep: Instant,
+}
+
+/// Keys and their budgets, with reservations.
+pub struct Table<K, P: Policy> {
+    policy: P,
+    max_bytes: usize,
+    inner: Mutex<Inner<K, P::State>>,
+    /// Woken whenever a reservation ends, for the logins that wait for a slot.
+    released: Notify,
+}
+
+fn secs_until(until: Instant, now: Instant) -> u64 {
+    let left = until.saturating_duration_since(now);
+    (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1)
+}
+
+impl<K: Hash + Eq + Clone + Weigh, P: Policy> Table<K, P> {
+    pub fn new(policy: P) -> Self {
+        Self::with_max_bytes(policy, MAX_BYTES)
+    }
+
+    pub fn with_max_bytes(policy: P, max_bytes: usize) -> Self {
+        Table {
+            policy,
+            max_bytes,
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+                bytes: 0,
+                next_sweep: Instant::now(),
+            }),
+            released: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<K, P::State>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Entries and bytes held (for tests and diagnostics).
+    pub fn usage(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.map.len(), inner.bytes)
+    }
+
+    /// Forgets every entry with nothing left to remember and no check in progress.
+    fn sweep(&self, inner: &mut Inner<K, P::State>, now: Instant) {
+        let mut freed = 0;
+        inner.map.retain(|k, slot| {
+            let keep = slot.in_flight > 0 || !self.policy.spent(&slot.state, now);
+            if !keep {
+                freed += k.weight() + ENTRY_BYTES;
+            }
+            keep
+        });
+        inner.bytes -= freed;
+        inner.next_sweep = now + SWEEP_EVERY;
+    }
+
+    /// Reserves a slot for one check of `key`, waiting while every slot left is held by a
+    /// check in progress. `Err(seconds)` when the budget is spent or the table is full.
+    pub async fn reserve(&self, key: K) -> Result<Reservation<'_, K, P>, u64> {
+        loop {
+            let released = self.released.notified();
+            {
+                let mut inner = self.lock();
+                let now = Instant::now();
+                if now >= inner.next_sweep {
+                    self.sweep(&mut inner, now);
+                }
+                if !inner.map.contains_key(&key) {
+                    let weight = key.weight() + ENTRY_BYTES;
+                    if inner.bytes + weight > self.max_bytes {
+                        self.sweep(&mut inner, now);
+                        if inner.bytes + weight > self.max_bytes {
+                            return Err(secs_until(inner.next_sweep, now));
+                        }
+                    }
+                    inner.bytes += weight;
+                    inner.map.insert(
+                        key.clone(),
+                        Slot {
+                            state: P::State::default(),
+                            in_flight: 0,
+                        },
+                    );
+                }
+                let slot = inner.map.get_mut(&key).expect("inserted above");
+                match self.policy.admit(&mut slot.state, slot.in_flight, now) {
+                    Admission::Go => {
+                        slot.in_flight += 1;
+                        return Ok(Reservation {
+                            table: self,
+                            key: Some(key),
+                        });
+                    }
+                    Admission::Refused(secs) => return Err(secs),
+                    // `released` was created before the lock was let go, so a release from
+                    // now on wakes it.
+                    Admission::Wait => {}
+                }
+            }
+            released.await;
+        }
+    }
+
+    fn end(&self, key: &K, outcome: Option<bool>) {
+        {
+            let mut inner = self.lock();
+            if let Some(slot) = inner.map.get_mut(key) {
+                slot.in_flight = slot.in_flight.saturating_sub(1);
+                match outcome {
+                    Some(true) => self.policy.succeeded(&mut slot.state),
+                    Some(false) => self.policy.failed(&mut slot.state, Instant::now()),
+                    None => {}
+                }
+            }
+        }
+        self.released.notify_waiters();
+    }
+}
+
+/// One reserved check. Say how it ended with `failed` or `succeeded`; dropped without either
+/// (the client went away mid-check), it gives its slot back without counting.
+pub struct Reservation<'a, K: Hash + Eq + Clone + Weigh, P: Policy> {
+    table: &'a Table<K, P>,
+    key: Option<K>,
+}
+
+impl<K: Hash + Eq + Clone + Weigh, P: Policy> Reservation<'_, K, P> {
+    pub fn failed(mut self) {
+        if let Some(key) = self.key.take() {
+            self.table.end(&key, Some(false));
+        }
+    }
+
+    pub fn succeeded(mut self) {
+        if let Some(key) = self.key.take() {
+            self.table.end(&key, Some(true));
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone + Weigh, P: Policy> Drop for Reservation<'_, K, P> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.table.end(&key, None);
+        }
+    }
+}
+
+/// Per account: `MAX_FAILURES` failures within `window` lock it for `lockout`; a success
+/// starts over.
+pub struct AccountPolicy {
+    pub window: Duration,
+    pub lockout: Duration,
+}
 
 #[derive(Default)]
-struct Entry {
+pub struct AccountState {
     failures: u32,
+    window_start: Option<Instant>,
     locked_until: Option<Instant>,
 }
 
-pub struct Lockout {
-    duration: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+impl Policy for AccountPolicy {
+    type State = AccountState;
+
+    fn admit(&self, s: &mut AccountState, in_flight: u32, now: Instant) -> Admission {
+        if let Some(until) = s.locked_until {
+            if until > now {
+                return Admission::Refused(secs_until(until, now));
+            }
+            *s = AccountState::default();
+        }
+        if s.window_start.is_some_and(|w| w + self.window <= now) {
+            *s = AccountState::default();
+        }
+        if s.failures + in_flight < MAX_FAILURES {
+            Admission::Go
+        } else {
+            Admission::Wait
+        }
+    }
+
+    fn failed(&self, s: &mut AccountState, now: Instant) {
+        if s.locked_until.is_some() {
+            return;
+        }
+        if s.window_start.is_none_or(|w| w + self.window <= now) {
+            *s = AccountState {
+                window_start: Some(now),
+                ..AccountState::default()
+            };
+        }
+        s.failures += 1;
+        if s.failures >= MAX_FAILURES {
+            s.locked_until = Some(now + self.lockout);
+        }
+    }
+
+    fn succeeded(&self, s: &mut AccountState) {
+        *s = AccountState::default();
+    }
+
+    fn spent(&self, s: &AccountState, now: Instant) -> bool {
+        match (s.locked_until, s.window_start) {
+            (Some(until), _) => until <= now,
+            (None, Some(start)) => start + self.window <= now,
+            (None, None) => true,
+        }
+    }
 }
 
-impl Lockout {
-    pub fn new(duration: Duration) -> Self {
-        Lockout {
-            duration,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
+/// Per client address: `burst` failures at once, then one more every `interval` (a token
+/// bucket kept as the time at which it is full again).
+pub struct AddressPolicy {
+    pub burst: u32,
+    pub interval: Duration,
+}
 
-    fn key(username: &str) -> String {
-        username.trim().to_lowercase()
-    }
+#[derive(Default)]
+pub struct AddressState {
+    /// When every failure spent so far has been paid back; `None` or past: a full budget.
+    full_at: Option<Instant>,
+}
 
-    /// `Some(seconds)` while the account is locked.
-    pub fn locked(&self, username: &str) -> Option<u64> {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let key = Self::key(username);
-        let entry = entries.get_mut(&key)?;
-        let until = entry.locked_until?;
-        let now = Instant::now();
-        if until > now {
-            let left = until - now;
-            Some(left.as_secs() + u64::from(left.subsec_nanos() > 0))
+impl AddressPolicy {
+    fn owed(s: &AddressState, now: Instant) -> Duration {
+        s.full_at
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+    }
+}
+
+impl Policy for AddressPolicy {
+    type State = AddressState;
+
+    fn admit(&self, s: &mut AddressState, in_flight: u32, now: Instant) -> Admission {
+        let budget = self.interval * self.burst;
+        let owed = Self::owed(s, now);
+        if owed + self.interval * (in_flight + 1) <= budget {
+            Admission::Go
+        } else if owed + self.interval <= budget {
+            Admission::Wait
         } else {
-            entries.remove(&key);
-            None
+            // Free again once one interval's worth has been paid back.
+            Admission::Refused(secs_until(now + (owed + self.interval - budget), now))
         }
     }
 
-    pub fn failed(&self, username: &str) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            let now = Instant::now();
-            entries.retain(|_, e| e.locked_until.is_some_and(|u| u > now));
-        }
-        let entry = entries.entry(Self::key(username)).or_default();
-        entry.failures += 1;
-        if entry.failures >= MAX_FAILURES {
-            entry.locked_until = Some(Instant::now() + self.duration);
-        }
+    fn failed(&self, s: &mut AddressState, now: Instant) {
+        let from = s.full_at.filter(|t| *t > now).unwrap_or(now);
+        s.full_at = Some(from + self.interval);
     }
 
-    pub fn succeeded(&self, username: &str) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.remove(&Self::key(username));
+    fn succeeded(&self, _: &mut AddressState) {}
+
+    fn spent(&self, s: &AddressState, now: Instant) -> bool {
+        s.full_at.is_none_or(|t| t <= now)
+    }
+}
+
+/// The key a client address is limited by: IPv4 as it is, IPv6 by its /64 (one client usually
+/// holds a whole /64), an IPv4-mapped IPv6 address as the IPv4 address.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
+/// The lower-cased, trimmed user name an account is tracked by.
+pub fn account_key(username: &str) -> String {
+    username.trim().to_lowercase()
+}
+
+pub type Accounts = Table<String, AccountPolicy>;
+pub type Addresses = Table<IpAddr, AddressPolicy>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts(max_bytes: usize) -> Accounts {
+        Table::with_max_bytes(
+            AccountPolicy {
+                window: Duration::from_secs(60),
+                lockout: Duration::from_secs(60),
+            },
+            max_bytes,
+        )
+    }
+
+    #[tokio::test]
+    async fn no_more_checks_run_at_once_than_failures_are_left() {
+        let t = std::sync::Arc::new(accounts(MAX_BYTES));
+        let mut held = Vec::new();
+        for _ in 0..MAX_FAILURES {
+            held.push(t.reserve("a".into()).await.unwrap());
+        }
+        // A sixth has to wait for one of the five.
+        let sixth = tokio::time::timeout(Duration::from_millis(50), t.reserve("a".into())).await;
+        assert!(sixth.is_err(), "a sixth check started");
+        // Another key is not affected.
+        assert!(t.reserve("b".into()).await.is_ok());
+        // The five fail: the account is locked, and a waiter is refused rather than let in.
+        let waiter = tokio::spawn({
+            let t = t.clone();
+            async move { t.reserve("a".into()).await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        for r in held {
+            r.failed();
+        }
+        let r = waiter.await.unwrap();
+        assert_eq!(r, Err(60));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_reservation_gives_its_slot_back_without_counting() {
+        let t = accounts(MAX_BYTES);
+        for _ in 0..(MAX_FAILURES * 3) {
+            drop(t.reserve("a".into()).await.unwrap());
+        }
+        assert!(t.reserve("a".into()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_table_stays_within_its_bytes() {
+        let t = accounts(64 * 1024);
+        let mut refused = 0;
+        for i in 0..10_000 {
+            match t.reserve(format!("user-{i}-{}", "x".repeat(200))).await {
+                Ok(r) => r.failed(),
+                Err(_) => refused += 1,
+            }
+        }
+        let (entries, bytes) = t.usage();
+        assert!(bytes <= 64 * 1024, "{bytes}");
+        assert!(entries > 100, "{entries}");
+        assert!(refused > 0);
+    }
+
+    #[test]
+    fn an_address_gets_its_burst_then_one_per_interval() {
+        let p = AddressPolicy {
+            burst: 3,
+            interval: Duration::from_secs(60),
+        };
+        let mut s = AddressState::default();
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(p.admit(&mut s, 0, now), Admission::Go);
+            p.failed(&mut s, now);
+        }
+        assert_eq!(p.admit(&mut s, 0, now), Admission::Refused(60));
+        let later = now + Duration::from_secs(60);
+        assert_eq!(p.admit(&mut s, 0, later), Admission::Go);
+        assert_eq!(p.admit(&mut s, 1, later), Admission::Wait);
+        assert!(!p.spent(&s, later));
+        assert!(p.spent(&s, now + Duration::from_secs(180)));
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
     }
 }

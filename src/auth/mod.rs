@@ -2,10 +2,12 @@
 //! privileges. Shared by both dialects: a token from either login works everywhere.
 
 pub mod lockout;
+mod mfa;
 pub mod password;
 pub mod roles;
+pub mod totp;
 
-use std::time::Duration;
+use std::net::IpAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,9 +16,11 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::clock;
+use crate::config::Config;
 use crate::error::ApiError;
-use crate::store::{Account, Session, Store, StoreError};
-use lockout::Lockout;
+use crate::store::{Account, Session, Stage, Store, StoreError};
+use lockout::{AccountPolicy, Accounts, AddressPolicy, Addresses, address_key};
+pub use mfa::{BUILTIN_TOTP_PROVIDER, Partial, Seed};
 use password::Passwords;
 pub use roles::Privilege;
 
@@ -87,19 +91,48 @@ pub struct Login {
     pub account: Account,
 }
 
+/// Longest user name a login accepts: the longest e-mail address there can be. Longer ones
+/// are refused before anything is looked up or remembered.
+pub const MAX_USERNAME_CHARS: usize = 254;
+
 pub struct Auth {
     store: Store,
     passwords: Passwords,
-    lockout: Lockout,
+    /// Failed logins per account (see `lockout`).
+    accounts: Accounts,
+    /// Failed logins per client address; `None` when that limit is off.
+    addresses: Option<Addresses>,
+    /// Whether loopback clients are held to the per-address limit.
+    limit_loopback: bool,
+    max_sessions: usize,
 }
 
 impl Auth {
-    pub fn new(store: Store, hash_concurrency: usize, lockout: Duration) -> Self {
+    pub fn new(store: Store, config: &Config) -> Self {
         Auth {
             store,
-            passwords: Passwords::new(hash_concurrency),
-            lockout: Lockout::new(lockout),
+            passwords: Passwords::new(config.hash_concurrency),
+            accounts: Accounts::new(AccountPolicy {
+                window: config.lockout,
+                lockout: config.lockout,
+            }),
+            addresses: (config.login_address_burst > 0).then(|| {
+                Addresses::new(AddressPolicy {
+                    burst: config.login_address_burst,
+                    interval: config.login_address_interval,
+                })
+            }),
+            limit_loopback: config.login_limit_loopback,
+            max_sessions: config.max_sessions_per_account.max(1),
         }
+    }
+
+    /// Entries and bytes held by the account and address lockout tables.
+    pub fn lockout_usage(&self) -> [(usize, usize); 2] {
+        [
+            self.accounts.usage(),
+            self.addresses.as_ref().map_or((0, 0), |a| a.usage()),
+        ]
     }
 
     pub fn passwords(&self) -> &Passwords {
@@ -111,11 +144,19 @@ impl Auth {
         let hash = bearer(headers)
             .and_then(token_hash)
             .ok_or_else(ApiError::unauthorized)?;
-        let (account_id, expires) = self
+        self.caller_of(&hash)
+    }
+
+    /// The caller holding the token with this hash, as the store has it now, or 401: the
+    /// session expired or was revoked, or the account is gone or inactive.
+    pub fn caller_of(&self, hash: &[u8; 32]) -> Result<Caller, ApiError> {
+        let hash = *hash;
+        let (account_id, expires, stage) = self
             .store
             .session_holder(&hash)?
             .ok_or_else(ApiError::unauthorized)?;
-        if expires <= clock::millis(clock::now()) {
+        // A token still in the middle of a multi-step sign-in opens nothing else.
+        if !stage.is_full() || expires <= clock::millis(clock::now()) {
             return Err(ApiError::unauthorized());
         }
         let account = self
@@ -139,12 +180,53 @@ impl Auth {
             .ok_or_else(ApiError::unauthorized)
     }
 
-    /// Checks credentials (with lockout) and opens a session. The same 401 answers a wrong
-    /// password, an unknown or inactive account and an account without a password.
-    pub async fn login(&self, username: &str, password: &str) -> Result<Login, ApiError> {
-        if let Some(secs) = self.lockout.locked(username) {
-            return Err(ApiError::too_many_requests(secs));
+    /// Checks credentials (with the per-address limit and the account lockout) and opens a
+    /// session. The same 401 answers a wrong password, an unknown or inactive account and an
+    /// account without a password. `peer` is the client's address. While administrator MFA
+    /// is on, an account that is not exempted must sign in with a one-time code instead
+    /// (refused before its password is looked at).
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Login, ApiError> {
+        if self.mfa_required(username)? {
+            return Err(ApiError::mfa_required());
         }
+        let account = self.check_password(username, password, peer).await?;
+        self.open_session(&account.id, true, Stage::Full).await
+    }
+
+    /// The active account whose password this is (counted against the per-address limit
+    /// and the account lockout), or the one 401 for every kind of failure.
+    pub(crate) async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Account, ApiError> {
+        if username.chars().count() > MAX_USERNAME_CHARS {
+            return Err(ApiError::field(
+                "username",
+                format!("must have at most {MAX_USERNAME_CHARS} characters"),
+            ));
+        }
+        // The address first: a source over its limit never reaches the account's budget.
+        let address = match (&self.addresses, peer) {
+            (Some(table), Some(ip)) if self.limit_loopback || !ip.is_loopback() => Some(
+                table
+                    .reserve(address_key(ip))
+                    .await
+                    .map_err(ApiError::too_many_requests)?,
+            ),
+            _ => None,
+        };
+        let slot = self
+            .accounts
+            .reserve(lockout::account_key(username))
+            .await
+            .map_err(ApiError::too_many_requests)?;
         let account = self.store.account_by_email(username)?;
         let hash = account
             .as_ref()
@@ -154,12 +236,17 @@ impl Auth {
         let account = match account {
             Some(a) if ok => a,
             _ => {
-                self.lockout.failed(username);
+                slot.failed();
+                if let Some(a) = address {
+                    a.failed();
+                }
                 return Err(ApiError::login_failed());
             }
         };
-        self.lockout.succeeded(username);
-        self.open_session(&account.id, true).await
+        slot.succeeded();
+        // The address's budget is not given back by a success: failures stay paid for.
+        drop(address);
+        Ok(account)
     }
 
     /// Checks an account's own password before it changes it. Failures count towards the
@@ -169,17 +256,19 @@ impl Auth {
         account: &Account,
         password: &str,
     ) -> Result<bool, ApiError> {
-        if let Some(secs) = self.lockout.locked(&account.email) {
-            return Err(ApiError::too_many_requests(secs));
-        }
+        let slot = self
+            .accounts
+            .reserve(lockout::account_key(&account.email))
+            .await
+            .map_err(ApiError::too_many_requests)?;
         let ok = self
             .passwords
             .verify(password.to_owned(), account.password_hash.clone())
             .await;
         if ok {
-            self.lockout.succeeded(&account.email);
+            slot.succeeded();
         } else {
-            self.lockout.failed(&account.email);
+            slot.failed();
         }
         Ok(ok)
     }
@@ -187,7 +276,7 @@ impl Auth {
     /// A new token for the caller; the presented one is revoked (Oracle's `/refresh`).
     pub async fn refresh(&self, caller: &Caller) -> Result<Login, ApiError> {
         self.store.writable()?;
-        let login = self.open_session_nowait(&caller.account_id, false)?;
+        let login = self.open_session_nowait(&caller.account_id, false, Stage::Full)?;
         self.store.revoke_session(&caller.token_hash).await?;
         Ok(login)
     }
@@ -197,13 +286,23 @@ impl Auth {
         Ok(())
     }
 
-    async fn open_session(&self, account_id: &str, stamp_login: bool) -> Result<Login, ApiError> {
-        let login = self.open_session_nowait(account_id, stamp_login)?;
+    async fn open_session(
+        &self,
+        account_id: &str,
+        stamp_login: bool,
+        stage: Stage,
+    ) -> Result<Login, ApiError> {
+        let login = self.open_session_nowait(account_id, stamp_login, stage)?;
         self.store.durable().await?;
         Ok(login)
     }
 
-    fn open_session_nowait(&self, account_id: &str, stamp_login: bool) -> Result<Login, ApiError> {
+    fn open_session_nowait(
+        &self,
+        account_id: &str,
+        stamp_login: bool,
+        stage: Stage,
+    ) -> Result<Login, ApiError> {
         let lifetime_ms = self.store.settings()?.token_lifetime_ms();
         let now = clock::now();
         let (token, hash) = new_token();
@@ -211,8 +310,9 @@ impl Auth {
             account_id: account_id.to_string(),
             created: clock::millis(now),
             expires: clock::millis(now) + lifetime_ms,
+            stage,
         };
-        self.store.put_session(&hash, &session)?;
+        self.store.put_session(&hash, &session, self.max_sessions)?;
         let account = if stamp_login {
             self.store
                 .update_account_nowait(account_id, &mut |a: &mut Account| {

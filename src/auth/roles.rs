@@ -16,6 +16,11 @@ pub enum Privilege {
     UpdateAdminProfiles,
     /// Streaming a full backup (administrators only).
     Backup,
+    /// Administrator MFA settings (administrators only).
+    ViewMfaSettings,
+    EditMfaSettings,
+    /// Resetting another account's authenticator (administrators only).
+    ResetAuthenticators,
 }
 
 impl Privilege {
@@ -30,8 +35,10 @@ impl Privilege {
             ExportClientProfiles => ("Export", "ClientProfile"),
             ViewGlobalSettings => ("View", "GlobalSetting"),
             EditGlobalSettings => ("Edit", "GlobalSetting"),
+            ViewMfaSettings => ("View", "AdminMfaSettings"),
+            EditMfaSettings => ("Edit", "AdminMfaSettings"),
             ListAdminProfiles | ViewAdminProfiles | CreateAdminProfiles | UpdateAdminProfiles
-            | Backup => return None,
+            | Backup | ResetAuthenticators => return None,
         })
     }
 
@@ -51,6 +58,9 @@ impl Privilege {
             CreateAdminProfiles => "adminProfiles.create",
             UpdateAdminProfiles => "adminProfiles.update",
             Backup => "backup",
+            ViewMfaSettings => "adminMfaSettings.view",
+            EditMfaSettings => "adminMfaSettings.edit",
+            ResetAuthenticators => "adminProfiles.resetAuthenticator",
         }
     }
 }
@@ -86,6 +96,9 @@ pub const CATALOGUE: &[Role] = &[
             CreateAdminProfiles,
             UpdateAdminProfiles,
             Backup,
+            ViewMfaSettings,
+            EditMfaSettings,
+            ResetAuthenticators,
         ],
     },
     Role {

@@ -10,10 +10,11 @@ use super::list::{self, ListQuery};
 use super::profile_input::{Mode, ProfileInput};
 use super::scim::{self, Filter};
 use crate::app::App;
-use crate::auth::{Caller, Privilege};
+use crate::auth::Caller;
 use crate::clock;
 use crate::error::{ApiError, FieldError};
-use crate::http::{self, Req, Resp};
+use crate::http::{self, Head, Resp};
+use crate::routes::Cx;
 use crate::store::{Account, NewAccount, StoreError};
 
 /// Properties `sort` accepts; the first is the default.
@@ -50,8 +51,9 @@ fn no_profile(id: &str) -> ApiError {
     ApiError::not_found(format!("No admin profile with id '{shown}'.")).code("22001")
 }
 
-pub fn empty_id() -> ApiError {
-    ApiError::bad_request("The profile id must not be empty.").code("22000")
+/// `GET` or `PUT /adminProfiles/` (with the slash): a signed-in caller naming no profile.
+pub async fn empty_id(_cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    Err(ApiError::bad_request("The profile id must not be empty.").code("22000"))
 }
 
 fn self_deactivation() -> ApiError {
@@ -60,11 +62,30 @@ fn self_deactivation() -> ApiError {
         .at_field("active")
 }
 
+/// Why an account write failed: the caller's re-check, or the store.
+enum WriteError {
+    Api(ApiError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        WriteError::Store(e)
+    }
+}
+
+fn last_administrator() -> ApiError {
+    ApiError::conflict(
+        "This change would leave no active administrator: give another active account the adminRole first.",
+    )
+}
+
 /// Turns a store error of a profile write into Oracle's answer.
 fn write_error(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
     move |e| match e {
         StoreError::KeyTaken => email_taken(),
         StoreError::NotFound => no_profile(id),
+        StoreError::LastAdministrator => last_administrator(),
         other => other.into(),
     }
 }
@@ -77,8 +98,8 @@ fn answer(req_fields: Option<Vec<String>>, account: &Account) -> Resp {
     )
 }
 
-fn fields_param(req: &Req) -> Option<Vec<String>> {
-    let pairs = http::query_pairs(req);
+fn fields_param(head: &Head) -> Option<Vec<String>> {
+    let pairs = http::query_pairs(head);
     list::fields_of(
         pairs
             .iter()
@@ -109,10 +130,9 @@ async fn hash_password(
     Ok(Some(app.auth.passwords().hash(password.clone()).await))
 }
 
-pub async fn create(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::CreateAdminProfiles)?;
-    let body = http::read_json(req, app.config.body_timeout).await?;
+pub async fn create(mut cx: Cx, caller: Caller) -> Result<Resp, ApiError> {
+    let body = cx.json().await?;
+    let app = &cx.app;
     let input = ProfileInput::parse(&body, Mode::Create)?;
     let password_hash = hash_password(app, &input, None).await?;
     let account = app
@@ -131,12 +151,10 @@ pub async fn create(app: &App, req: Req) -> Result<Resp, ApiError> {
     Ok(http::ok_json(&json!({"id": account.id}), DIALECT))
 }
 
-pub async fn list(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::ListAdminProfiles)?;
-    let query = ListQuery::parse(&req, SORTABLE)?;
+pub async fn list(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let query = ListQuery::parse(&cx.head, SORTABLE)?;
     let filter = filter(&query)?;
-    let mut accounts = app.store.accounts()?;
+    let mut accounts = cx.app.store.accounts()?;
     if let Some(f) = &filter {
         accounts.retain(|a| f.matches(a));
     }
@@ -179,76 +197,102 @@ fn compare(a: &Account, b: &Account, property: &str) -> Ordering {
     }
 }
 
-pub async fn get(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::ViewAdminProfiles)?;
-    let account = app.store.account(id)?.ok_or_else(|| no_profile(id))?;
-    Ok(answer(fields_param(&req), &account))
+pub async fn get(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let id = cx.id();
+    let account = cx.app.store.account(id)?.ok_or_else(|| no_profile(id))?;
+    Ok(answer(fields_param(&cx.head), &account))
 }
 
-pub async fn get_current(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    Ok(answer(fields_param(&req), &app.auth.account_of(&caller)?))
+pub async fn get_current(cx: Cx, caller: Caller) -> Result<Resp, ApiError> {
+    Ok(answer(
+        fields_param(&cx.head),
+        &cx.app.auth.account_of(&caller)?,
+    ))
 }
 
-pub async fn update(app: &App, req: Req, id: &str) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    caller.require(Privilege::UpdateAdminProfiles)?;
-    if app.store.account(id)?.is_none() {
-        return Err(no_profile(id));
+pub async fn update(mut cx: Cx, caller: Caller) -> Result<Resp, ApiError> {
+    let id = cx.id().to_string();
+    if cx.app.store.account(&id)?.is_none() {
+        return Err(no_profile(&id));
     }
-    let body = http::read_json(req, app.config.body_timeout).await?;
+    let body = cx.json().await?;
     let input = ProfileInput::parse(&body, Mode::Update)?;
-    if input.active == Some(false) && id == caller.account_id {
-        return Err(self_deactivation());
+    if id == caller.account_id {
+        if input.active == Some(false) {
+            return Err(self_deactivation());
+        }
+        // One's own password, through either path, needs the current one.
+        check_current_password(&cx, &caller, &input).await?;
     }
-    write(app, &caller, id, input).await
+    write(&cx, &caller, &id, input).await
 }
 
-pub async fn update_current(app: &App, req: Req) -> Result<Resp, ApiError> {
-    let caller = app.auth.authenticate(req.headers())?;
-    let body = http::read_json(req, app.config.body_timeout).await?;
+pub async fn update_current(mut cx: Cx, caller: Caller) -> Result<Resp, ApiError> {
+    let body = cx.json().await?;
     let mut input = ProfileInput::parse(&body, Mode::Current)?;
     if input.active == Some(false) {
         return Err(self_deactivation());
     }
     // The caller is active (or authentication would have failed): nothing to change.
     input.active = None;
-    if let Some(current) = &input.current_password
-        && input.password.is_some()
-        && !app
-            .auth
-            .check_own_password(&app.auth.account_of(&caller)?, current)
-            .await?
-    {
+    check_current_password(&cx, &caller, &input).await?;
+    let id = caller.account_id.clone();
+    write(&cx, &caller, &id, input).await
+}
+
+/// A password change of the caller's own account must name the current password, and it
+/// must be right (failures count towards the login lockout).
+async fn check_current_password(
+    cx: &Cx,
+    caller: &Caller,
+    input: &ProfileInput,
+) -> Result<(), ApiError> {
+    if input.password.is_none() {
+        return Ok(());
+    }
+    let Some(current) = &input.current_password else {
         return Err(ApiError::validation(vec![
+            super::profile_input::current_password_required(),
+        ]));
+    };
+    let auth = &cx.app.auth;
+    if auth
+        .check_own_password(&auth.account_of(caller)?, current)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::validation(vec![
             FieldError::new("currentPassword", "The current password is not correct.")
                 .code("22005"),
-        ]));
+        ]))
     }
-    let id = caller.account_id.clone();
-    write(app, &caller, &id, input).await
 }
 
 /// Applies a checked update. Setting a password ends the account's other sessions, in the
 /// same acknowledged write; deactivation ends all of them (see `Store::update_account`).
-async fn write(
-    app: &App,
-    caller: &Caller,
-    id: &str,
-    input: ProfileInput,
-) -> Result<Resp, ApiError> {
+/// The caller is checked again at the moment of the write, under the store's account gate.
+async fn write(cx: &Cx, caller: &Caller, id: &str, input: ProfileInput) -> Result<Resp, ApiError> {
+    let app = &cx.app;
     let password_hash = hash_password(app, &input, Some(id)).await?;
     let keep = password_hash.as_ref().map(|_| &caller.token_hash);
     let now = clock::now();
     let account = app
         .store
-        .update_account_ending_sessions(id, keep, |a: &mut Account| {
-            apply(a, &input, &password_hash, now);
-            Ok::<(), StoreError>(())
-        })
+        .update_account_ending_sessions(
+            id,
+            keep,
+            || cx.recheck().map_err(WriteError::Api),
+            |a: &mut Account| {
+                apply(a, &input, &password_hash, now);
+                Ok::<(), WriteError>(())
+            },
+        )
         .await
-        .map_err(write_error(id))?;
+        .map_err(|e| match e {
+            WriteError::Api(e) => e,
+            WriteError::Store(e) => write_error(id)(e),
+        })?;
     Ok(http::ok_json(&render(&account), DIALECT))
 }
 

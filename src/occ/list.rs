@@ -8,7 +8,7 @@ use hyper::header::HOST;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, FieldError};
-use crate::http::{self, Req};
+use crate::http::{self, Head};
 
 /// Items per page by default and at most (a larger `limit` is lowered to this).
 pub const MAX_LIMIT: usize = 250;
@@ -36,10 +36,10 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// Reads the list parameters of `req`; `sortable` names the properties `sort` accepts,
+    /// Reads the list parameters of a request; `sortable` names the properties `sort` accepts,
     /// the first being the default. Unknown parameters are ignored.
-    pub fn parse(req: &Req, sortable: &[&'static str]) -> Result<ListQuery, ApiError> {
-        let pairs = http::query_pairs(req);
+    pub fn parse(head: &Head, sortable: &[&'static str]) -> Result<ListQuery, ApiError> {
+        let pairs = http::query_pairs(head);
         let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
         let number = |name: &str, default: usize| match get(name) {
             None | Some("") => Ok(default),
@@ -68,7 +68,7 @@ impl ListQuery {
         };
         let fields = fields_of(get("fields"));
         Ok(ListQuery {
-            href: self_url(req),
+            href: self_url(head),
             pairs,
             limit,
             offset,
@@ -191,15 +191,22 @@ pub fn keep_fields(item: Value, fields: Option<&[String]>) -> Value {
 }
 
 /// This request's URL as the client addressed it: `http://<Host><path>[?<query>]`.
-pub fn self_url(req: &Req) -> String {
-    let host = req
-        .headers()
+pub fn self_url(head: &Head) -> String {
+    // A `Host` that is no host name is not repeated: the address the request came in on is.
+    let host = head
+        .headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("localhost");
-    let mut url = format!("http://{host}{}", req.uri().path());
-    if let Some(q) = req.uri().query() {
+        .or_else(|| head.uri.authority().map(|a| a.as_str()))
+        .filter(|h| crate::text::is_hostname(h))
+        .map(str::to_string)
+        .or_else(|| {
+            let local = head.extensions.get::<http::LocalAddr>()?;
+            Some(local.0.to_string())
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let mut url = format!("http://{host}{}", head.uri.path());
+    if let Some(q) = head.uri.query() {
         url.push('?');
         url.push_str(q);
     }

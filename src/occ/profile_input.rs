@@ -42,6 +42,14 @@ pub fn valid_email(email: &str) -> bool {
             Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
 }
 
+pub fn current_password_required() -> FieldError {
+    FieldError::new(
+        "currentPassword",
+        "currentPassword is required to change the password.",
+    )
+    .code("22005")
+}
+
 fn wrong_type(field: &str, what: &str) -> FieldError {
     FieldError::new(field, format!("{field} must be {what}.")).code("22007")
 }
@@ -60,6 +68,9 @@ fn name(
         None => {}
         Some(Value::Null) => errors.push(empty()),
         Some(Value::String(s)) if s.trim().is_empty() => errors.push(empty()),
+        Some(Value::String(s)) if let Some(problem) = crate::text::name_problem(s) => {
+            errors.push(FieldError::new(field, format!("{field} {problem}.")).code("22007"))
+        }
         Some(Value::String(s)) if s.trim().chars().count() > MAX_NAME_CHARS => errors.push(
             FieldError::new(
                 field,
@@ -80,6 +91,9 @@ fn email(body: &Value, mode: Mode, errors: &mut Vec<FieldError>) -> Option<Strin
         None => {}
         Some(Value::Null) => errors.push(empty()),
         Some(Value::String(s)) if s.trim().is_empty() => errors.push(empty()),
+        Some(Value::String(s)) if let Some(problem) = crate::text::name_problem(s) => {
+            errors.push(FieldError::new("email", format!("email {problem}.")).code("23006"))
+        }
         Some(Value::String(s)) if valid_email(s.trim()) => return Some(s.trim().to_string()),
         Some(Value::String(_)) => errors
             .push(FieldError::new("email", "email is not a valid e-mail address.").code("23006")),
@@ -196,17 +210,12 @@ impl ProfileInput {
                 errors.push(FieldError::new("password", message).code("22005"));
             }
         }
-        if mode == Mode::Current {
+        if mode != Mode::Create {
+            // Required for one's own password; the handler knows whose account it is.
             input.current_password = secret(body, "currentPassword", &mut errors);
-            if input.password.is_some() && input.current_password.is_none() {
-                errors.push(
-                    FieldError::new(
-                        "currentPassword",
-                        "currentPassword is required to change the password.",
-                    )
-                    .code("22005"),
-                );
-            }
+        }
+        if mode == Mode::Current && input.password.is_some() && input.current_password.is_none() {
+            errors.push(current_password_required());
         }
         if errors.is_empty() {
             Ok(input)

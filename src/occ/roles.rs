@@ -6,10 +6,11 @@ use serde_json::{Value, json};
 
 use super::DIALECT;
 use super::list::ListQuery;
-use crate::app::App;
+use crate::auth::Caller;
 use crate::auth::roles::{CATALOGUE, Role};
 use crate::error::ApiError;
-use crate::http::{self, Req, Resp};
+use crate::http::{self, Resp};
+use crate::routes::Cx;
 
 /// Properties `sort` accepts; the first is the default.
 const SORTABLE: &[&str] = &["id", "name"];
@@ -32,11 +33,8 @@ fn compare(a: &&Role, b: &&Role, property: &str) -> Ordering {
     }
 }
 
-/// Any signed-in account may read the catalogue: it is the same for everyone and holds
-/// nothing secret, and a client needs it to show what a role grants.
-pub async fn list(app: &App, req: Req) -> Result<Resp, ApiError> {
-    app.auth.authenticate(req.headers())?;
-    let query = ListQuery::parse(&req, SORTABLE)?;
+pub async fn list(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
+    let query = ListQuery::parse(&cx.head, SORTABLE)?;
     let mut roles: Vec<&Role> = CATALOGUE.iter().collect();
     query.sort(&mut roles, compare);
     Ok(http::ok_json(&query.envelope(&roles, render), DIALECT))

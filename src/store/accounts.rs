@@ -7,6 +7,13 @@ use time::OffsetDateTime;
 
 use super::unique::Swap;
 use super::{Store, StoreError, decode, encode};
+use crate::auth::roles::ADMIN_ROLE;
+
+/// Whether the account can administer: active, with the administrator role. The store
+/// refuses any account write that would leave none.
+pub fn administers(a: &Account) -> bool {
+    a.active && a.roles.iter().any(|r| r == ADMIN_ROLE)
+}
 
 /// An account as stored. Ids look like `iuser10060`; the number only grows.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -33,6 +40,24 @@ pub struct Account {
     /// Argon2id PHC string; `None` until a password is set (the account cannot log in).
     #[serde(default)]
     pub password_hash: Option<String>,
+    /// The account's authenticator seed, once one was handed out. Never shown again after
+    /// its first code was accepted, never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<Totp>,
+}
+
+/// An authenticator (TOTP) seed and what has been done with it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Totp {
+    /// Base32, as authenticator apps take it.
+    pub secret: String,
+    /// A code was accepted: the seed is set up and is not handed out again.
+    #[serde(default)]
+    pub confirmed: bool,
+    /// The step of the last accepted code: a code is accepted once.
+    #[serde(default)]
+    pub last_step: u64,
 }
 
 /// What authentication needs of an account, which every authenticated request re-reads.
@@ -103,6 +128,7 @@ impl Store {
             external: false,
             tour_complete: false,
             password_hash: new.password_hash,
+            totp: None,
         };
         self.inner.tables.accounts.insert(
             account.id.as_bytes(),
@@ -176,30 +202,63 @@ impl Store {
         id: &str,
         change: impl FnMut(&mut Account) -> Result<(), E>,
     ) -> Result<Account, E> {
-        self.update_account_ending_sessions(id, None, change).await
+        self.update_account_ending_sessions(id, None, || Ok(()), change)
+            .await
     }
 
     /// `update_account` that also revokes every other session of the account (all but
     /// `keep`, when given) in the same acknowledged write: for a password change.
+    ///
+    /// Account writes through here take one gate, so that what they check and what they
+    /// write are one step: `precondition` (the caller is still allowed to write) runs under
+    /// it, and a change that would leave no active administrator is refused with
+    /// `LastAdministrator` — two administrators demoting each other at once cannot both pass.
     pub async fn update_account_ending_sessions<E: From<StoreError>>(
         &self,
         id: &str,
         keep: Option<&[u8; 32]>,
+        precondition: impl FnOnce() -> Result<(), E>,
         mut change: impl FnMut(&mut Account) -> Result<(), E>,
     ) -> Result<Account, E> {
         self.writable()?;
         let mut was_active = true;
-        let account = self.update_account_nowait(id, &mut |a: &mut Account| {
-            was_active = a.active;
-            change(a)
-        })?;
-        if !(was_active && account.active) {
-            self.revoke_account_sessions(id, None)?;
-        } else if let Some(keep) = keep {
-            self.revoke_account_sessions(id, Some(keep))?;
-        }
+        let account = {
+            let _gate = self
+                .inner
+                .account_gate
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            precondition()?;
+            let account = self.update_account_nowait(id, &mut |a: &mut Account| {
+                was_active = a.active;
+                // Looked at before the change: the gate, not the order, is what keeps it true.
+                let last = administers(a) && !self.another_administrator(id)?;
+                change(a)?;
+                if last && !administers(a) {
+                    return Err(E::from(StoreError::LastAdministrator));
+                }
+                Ok::<(), E>(())
+            })?;
+            if !(was_active && account.active) {
+                self.revoke_account_sessions(id, None)?;
+            } else if let Some(keep) = keep {
+                self.revoke_account_sessions(id, Some(keep))?;
+            }
+            account
+        };
         self.durable().await?;
         Ok(account)
+    }
+
+    /// Whether an account other than `id` is an active administrator.
+    fn another_administrator(&self, id: &str) -> Result<bool, StoreError> {
+        for item in self.inner.tables.accounts.records.iter() {
+            let (key, value) = item?;
+            if key.as_ref() != id.as_bytes() && administers(&decode::<Account>(&value)?) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// `update_account` without waiting for durability; for callers that batch several writes.
@@ -221,5 +280,58 @@ impl Store {
                 Swap::Changed => continue,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::StoreOptions;
+
+    fn admin(email: &str) -> NewAccount {
+        NewAccount {
+            first_name: "A".into(),
+            last_name: "B".into(),
+            email: email.into(),
+            active: true,
+            roles: vec![ADMIN_ROLE.into()],
+            created_by: None,
+            password_hash: None,
+        }
+    }
+
+    /// Two administrators deactivate each other, and each change dawdles inside the write:
+    /// without the gate both checks run while the other is still active, both writes land,
+    /// and nobody is left.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_demotions_at_once_cannot_both_pass_the_last_administrator_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let a = store.create_account(admin("a@x")).await.unwrap().id;
+        let b = store.create_account(admin("b@x")).await.unwrap().id;
+        let deactivate = |target: String| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .update_account(&target, |acc: &mut Account| {
+                        std::thread::sleep(Duration::from_millis(200));
+                        acc.active = false;
+                        Ok::<(), StoreError>(())
+                    })
+                    .await
+            })
+        };
+        let (ra, rb) = tokio::join!(deactivate(b.clone()), deactivate(a.clone()));
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert!(
+            ra.is_ok() != rb.is_ok(),
+            "exactly one may pass: {ra:?} / {rb:?}"
+        );
+        let loser = if ra.is_ok() { rb } else { ra };
+        assert!(matches!(loser, Err(StoreError::LastAdministrator)));
+        let left = store.accounts().unwrap();
+        assert_eq!(left.iter().filter(|x| administers(x)).count(), 1);
     }
 }

@@ -8,6 +8,7 @@ mod commit;
 pub(crate) mod manifest;
 mod open;
 mod profile_record;
+mod profile_types;
 mod record_cache;
 mod search;
 mod sessions;
@@ -19,13 +20,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-pub use accounts::{Account, NewAccount, email_key};
-pub use client_profiles::{
-    ClientProfile, Direction, ProfileType, ProfileUrl, name_key, profile_json,
-};
+pub use accounts::{Account, NewAccount, Totp, administers, email_key};
+pub use client_profiles::{Direction, profile_json};
+pub use profile_types::{ClientProfile, ProfileType, ProfileUrl, name_key};
 pub use search::{Found, ProfileField, ProfileQuery};
-pub use sessions::Session;
-pub use settings::{AuditLogPersistenceMode, GlobalSettings, SpaMode};
+pub use sessions::{Session, Stage};
+pub use settings::{AdminMfa, AuditLogPersistenceMode, GlobalSettings, SpaMode};
 
 use client_profiles::ProfileTable;
 use commit::GroupCommit;
@@ -69,6 +69,8 @@ pub enum StoreError {
     /// A record with this id already exists.
     IdTaken,
     NotFound,
+    /// The write would leave no active administrator.
+    LastAdministrator,
     /// Writes are refused because a flush failed: nothing written since is known to be durable.
     Unavailable,
     /// The database holds something this build cannot read.
@@ -83,6 +85,7 @@ impl fmt::Display for StoreError {
             StoreError::KeyTaken => f.write_str("unique key already taken"),
             StoreError::IdTaken => f.write_str("id already taken"),
             StoreError::NotFound => f.write_str("not found"),
+            StoreError::LastAdministrator => f.write_str("no active administrator would remain"),
             StoreError::Unavailable => f.write_str("store refuses writes after a failed flush"),
             StoreError::Corrupt(m) => write!(f, "database content is not readable: {m}"),
             StoreError::Sled(e) => write!(f, "sled: {e}"),
@@ -265,12 +268,16 @@ struct Inner {
     expected: Option<(u64, u64)>,
     account_floor: u64,
     sessions: sled::Tree,
+    /// Each account's sessions, for the per-account cap.
+    session_index: sessions::SessionIndex,
     settings: sled::Tree,
     secret: [u8; 32],
     commit: GroupCommit,
     dir: PathBuf,
     /// The thread building the search index after open.
     builder: Mutex<Option<JoinHandle<()>>>,
+    /// Held by each guarded account write: its checks and the write are one step.
+    account_gate: Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -451,11 +458,13 @@ impl Store {
                 expected,
                 account_floor,
                 sessions,
+                session_index: Default::default(),
                 settings,
                 secret,
                 commit,
                 dir: dir.to_path_buf(),
                 builder: Mutex::new(None),
+                account_gate: Mutex::new(()),
             }),
         };
         Ok((store, RepairReport::default()))

@@ -1,6 +1,10 @@
 //! Login sessions: SHA-256 of the token → account and expiry. The token itself is never stored.
+//! An account holds at most a configured number of sessions: a login beyond it ends the
+//! account's oldest session.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
@@ -14,18 +18,101 @@ pub struct Session {
     pub created: i64,
     /// Unix milliseconds; the token is refused from then on.
     pub expires: i64,
+    /// How far the sign-in has come; only a `Full` session may call the API.
+    #[serde(default, skip_serializing_if = "Stage::is_full")]
+    pub stage: Stage,
+}
+
+/// The steps of Appgate's multi-step sign-in: the password was right (`Authenticated`),
+/// then also the one-time code (`MfaPassed`), then `GET /admin/authorization` made the
+/// token a full one. Every other login opens a `Full` session at once.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Stage {
+    #[default]
+    Full,
+    Authenticated,
+    MfaPassed,
+}
+
+impl Stage {
+    pub fn is_full(&self) -> bool {
+        *self == Stage::Full
+    }
+}
+
+/// Each account's sessions as (created, token hash), oldest first: what the per-account cap
+/// needs. Kept in memory, built from the tree on first use and kept in step by every change
+/// of sessions below.
+#[derive(Default)]
+pub(crate) struct SessionIndex(Mutex<Option<Index>>);
+
+type Index = HashMap<String, VecDeque<(i64, [u8; 32])>>;
+
+impl SessionIndex {
+    fn lock(&self) -> MutexGuard<'_, Option<Index>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets sessions removed from the tree (when the index is built at all).
+    fn forget(&self, removed: &[(String, [u8; 32])]) {
+        if removed.is_empty() {
+            return;
+        }
+        if let Some(index) = self.lock().as_mut() {
+            for (account_id, hash) in removed {
+                if let Some(list) = index.get_mut(account_id) {
+                    list.retain(|(_, h)| h != hash);
+                    if list.is_empty() {
+                        index.remove(account_id);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Store {
+    fn build_session_index(&self) -> Result<Index, StoreError> {
+        let mut index = Index::new();
+        for entry in self.inner.sessions.iter() {
+            let (k, v) = entry?;
+            let (Ok(s), Ok(hash)) = (decode::<Session>(&v), <[u8; 32]>::try_from(k.as_ref()))
+            else {
+                continue;
+            };
+            index
+                .entry(s.account_id)
+                .or_default()
+                .push_back((s.created, hash));
+        }
+        for list in index.values_mut() {
+            list.make_contiguous().sort_unstable();
+        }
+        Ok(index)
+    }
+
     /// Stores a session without waiting; the caller waits with `durable()` after its other
-    /// writes of the same request.
+    /// writes of the same request. When the account then holds more than `max_per_account`
+    /// sessions, its oldest ones end.
     pub(crate) fn put_session(
         &self,
         token_hash: &[u8; 32],
         session: &Session,
+        max_per_account: usize,
     ) -> Result<(), StoreError> {
         self.writable()?;
+        let mut guard = self.inner.session_index.lock();
+        let index = match guard.as_mut() {
+            Some(index) => index,
+            None => guard.insert(self.build_session_index()?),
+        };
         self.inner.sessions.insert(token_hash, encode(session))?;
+        let list = index.entry(session.account_id.clone()).or_default();
+        list.push_back((session.created, *token_hash));
+        while list.len() > max_per_account.max(1) {
+            let (_, oldest) = list.pop_front().expect("longer than the cap");
+            self.inner.sessions.remove(oldest)?;
+        }
         Ok(())
     }
 
@@ -34,28 +121,63 @@ impl Store {
     pub fn session_holder(
         &self,
         token_hash: &[u8; 32],
-    ) -> Result<Option<(String, i64)>, StoreError> {
+    ) -> Result<Option<(String, i64, Stage)>, StoreError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Holder<'a> {
             #[serde(borrow)]
             account_id: Cow<'a, str>,
             expires: i64,
+            #[serde(default)]
+            stage: Stage,
         }
         let Some(record) = self.inner.sessions.get(token_hash)? else {
             return Ok(None);
         };
         let h: Holder =
             serde_json::from_slice(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Some((h.account_id.into_owned(), h.expires)))
+        Ok(Some((h.account_id.into_owned(), h.expires, h.stage)))
+    }
+
+    /// Moves a session to `to` if it is still at `from`, and waits until durable. False when
+    /// the session is gone or was moved meanwhile.
+    pub async fn advance_session(
+        &self,
+        token_hash: &[u8; 32],
+        from: Stage,
+        to: Stage,
+    ) -> Result<bool, StoreError> {
+        self.writable()?;
+        let Some(old) = self.inner.sessions.get(token_hash)? else {
+            return Ok(false);
+        };
+        let mut session: Session = decode(&old)?;
+        if session.stage != from {
+            return Ok(false);
+        }
+        session.stage = to;
+        let swapped =
+            self.inner
+                .sessions
+                .compare_and_swap(token_hash, Some(old), Some(encode(&session)))?;
+        if swapped.is_err() {
+            return Ok(false);
+        }
+        self.durable().await?;
+        Ok(true)
     }
 
     /// Revokes one session and waits until the revocation is durable.
     pub async fn revoke_session(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
         self.writable()?;
-        let existed = self.inner.sessions.remove(token_hash)?.is_some();
+        let old = self.inner.sessions.remove(token_hash)?;
+        if let Some(s) = old.as_ref().and_then(|v| decode::<Session>(v).ok()) {
+            self.inner
+                .session_index
+                .forget(&[(s.account_id, *token_hash)]);
+        }
         self.durable().await?;
-        Ok(existed)
+        Ok(old.is_some())
     }
 
     /// Revokes every session of an account except `keep` (deactivation, password change).
@@ -66,33 +188,39 @@ impl Store {
         account_id: &str,
         keep: Option<&[u8; 32]>,
     ) -> Result<usize, StoreError> {
-        let mut n = 0;
+        let mut removed = Vec::new();
         for entry in self.inner.sessions.iter() {
             let (k, v) = entry?;
             if keep.is_some_and(|keep| k.as_ref() == keep.as_slice()) {
                 continue;
             }
             if decode::<Session>(&v).is_ok_and(|s| s.account_id == account_id) {
-                self.inner.sessions.remove(k)?;
-                n += 1;
+                self.inner.sessions.remove(&k)?;
+                if let Ok(hash) = <[u8; 32]>::try_from(k.as_ref()) {
+                    removed.push((account_id.to_string(), hash));
+                }
             }
         }
-        Ok(n)
+        self.inner.session_index.forget(&removed);
+        Ok(removed.len())
     }
 
     /// Removes sessions that expired before `now_ms`; returns how many.
     pub fn purge_expired_sessions(&self, now_ms: i64) -> Result<usize, StoreError> {
         let mut n = 0;
+        let mut removed = Vec::new();
         for entry in self.inner.sessions.iter() {
             let (k, v) = entry?;
-            let expired = decode::<Session>(&v)
-                .map(|s| s.expires <= now_ms)
-                .unwrap_or(true);
-            if expired {
-                self.inner.sessions.remove(k)?;
+            let session = decode::<Session>(&v).ok();
+            if session.as_ref().is_none_or(|s| s.expires <= now_ms) {
+                self.inner.sessions.remove(&k)?;
                 n += 1;
+                if let (Some(s), Ok(hash)) = (session, <[u8; 32]>::try_from(k.as_ref())) {
+                    removed.push((s.account_id, hash));
+                }
             }
         }
+        self.inner.session_index.forget(&removed);
         Ok(n)
     }
 }

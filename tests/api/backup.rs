@@ -15,23 +15,6 @@ fn lines(body: &[u8]) -> Vec<Value> {
         .collect()
 }
 
-async fn add_account(s: &TestServer, email: &str, role: &str) -> String {
-    s.app
-        .store
-        .create_account(NewAccount {
-            first_name: "F".into(),
-            last_name: "L".into(),
-            email: email.into(),
-            active: true,
-            roles: vec![role.into()],
-            created_by: None,
-            password_hash: Some(profiled::auth::password::hash_blocking("a-good-password-1")),
-        })
-        .await
-        .unwrap()
-        .id
-}
-
 #[tokio::test]
 async fn backup_is_for_administrators_and_streams_json_lines() {
     let s = TestServer::start().await;

@@ -137,8 +137,21 @@ impl TestServer {
         token: Option<&str>,
         body: Option<Value>,
     ) -> TestResponse {
+        self.appgate_accepting(ACCEPT_V23, method, path, token, body)
+            .await
+    }
+
+    /// An Appgate call with the given Accept header.
+    pub async fn appgate_accepting(
+        &self,
+        accept: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
         let auth = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("accept", ACCEPT_V23)];
+        let mut headers = vec![("accept", accept)];
         if let Some(a) = &auth {
             headers.push(("authorization", a));
         }
@@ -216,6 +229,43 @@ impl TestServer {
     pub async fn admin_token(&self) -> String {
         self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
     }
+}
+
+/// The password of accounts made by `add_account`.
+pub const ACCOUNT_PASSWORD: &str = "a-good-password-1";
+
+/// An account with one role, made in the store directly (no request needed); its id.
+pub async fn add_account(s: &TestServer, email: &str, role: &str) -> String {
+    s.app
+        .store
+        .create_account(profiled::store::NewAccount {
+            first_name: "F".into(),
+            last_name: "L".into(),
+            email: email.into(),
+            active: true,
+            roles: vec![role.into()],
+            created_by: None,
+            password_hash: Some(profiled::auth::password::hash_blocking(ACCOUNT_PASSWORD)),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+/// The text of the one QR code in a greyscale PNG.
+pub fn decode_qr_png(png_bytes: &[u8]) -> String {
+    let mut decoder = png::Decoder::new(png_bytes);
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img =
+        rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * info.line_size + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1);
+    grids[0].decode().unwrap().1
 }
 
 pub fn urlencode(s: &str) -> String {
@@ -388,14 +438,26 @@ pub async fn try_send(
     body: Bytes,
 ) -> Option<TestResponse> {
     let stream = TcpStream::connect(addr).await.ok()?;
+    try_send_on(stream, addr, method, path, headers, body).await
+}
+
+/// One request on an open connection to `addr`; `None` when it fails or drops.
+pub async fn try_send_on(
+    stream: TcpStream,
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Option<TestResponse> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .ok()?;
     tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
+    let mut req = Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header("host", addr.to_string());
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -500,4 +562,45 @@ pub async fn populated_dir(accounts: usize, profiles: usize) -> TempDir {
     let (status, err) = p.wait();
     assert!(status.success(), "{err}");
     dir
+}
+
+/// One request on a fresh connection opened from `local` (any address of 127.0.0.0/8 works on
+/// Linux: the tests use 127.0.0.2 as a second client); panics when there is no answer.
+pub async fn send_from(
+    local: std::net::IpAddr,
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> TestResponse {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(local, 0))
+        .expect("bind the client address");
+    let stream = socket.connect(addr).await.expect("connect");
+    try_send_on(stream, addr, method, path, headers, body)
+        .await
+        .unwrap_or_else(|| panic!("no answer from {addr}{path}"))
+}
+
+impl TestServer {
+    /// An Appgate login sent from the client address `local`.
+    pub async fn appgate_login_from(
+        &self,
+        local: std::net::IpAddr,
+        email: &str,
+        password: &str,
+    ) -> TestResponse {
+        let body = json!({"providerName": "local", "deviceId": DEVICE_ID, "username": email, "password": password});
+        send_from(
+            local,
+            self.addr,
+            Method::POST,
+            "/admin/login",
+            &[("accept", ACCEPT_V23), ("content-type", "application/json")],
+            serde_json::to_vec(&body).unwrap().into(),
+        )
+        .await
+    }
 }

@@ -307,6 +307,20 @@ async fn a_deactivated_account_is_refused_at_once_in_both_dialects() {
     let s = TestServer::start().await;
     let token = s.admin_token().await;
     let admin = s.app.store.account_by_email(ADMIN_EMAIL).unwrap().unwrap();
+    // Another administrator, so that this one may be deactivated.
+    s.app
+        .store
+        .create_account(NewAccount {
+            first_name: "Second".into(),
+            last_name: "Admin".into(),
+            email: "second@example.com".into(),
+            active: true,
+            roles: vec!["adminRole".into()],
+            created_by: None,
+            password_hash: None,
+        })
+        .await
+        .unwrap();
     s.app
         .store
         .update_account(&admin.id, |a| {

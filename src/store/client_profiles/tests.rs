@@ -3,6 +3,7 @@ use std::path::Path;
 use time::OffsetDateTime;
 
 use super::*;
+use crate::store::profile_types::ProfileType;
 use crate::store::search::ProfileField;
 use crate::store::{META_CLEAN, META_SCHEMA, StoreOptions, encode};
 

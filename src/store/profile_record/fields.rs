@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::super::StoreError;
-use super::super::client_profiles::ProfileType;
+use super::super::profile_types::ProfileType;
 use super::{parse_public, parse_time, public};
 
 /// The fields the search index keeps, borrowed where the record allows.
@@ -33,7 +33,7 @@ fn micros(t: OffsetDateTime) -> i64 {
 
 impl<'a> Fields<'a> {
     #[cfg(test)]
-    pub(crate) fn of_profile(p: &'a super::super::client_profiles::ClientProfile) -> Fields<'a> {
+    pub(crate) fn of_profile(p: &'a super::super::profile_types::ClientProfile) -> Fields<'a> {
         Fields {
             id: p.id,
             kind: p.kind,
@@ -211,8 +211,8 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::client_profiles::{ClientProfile, ProfileUrl};
     use crate::store::profile_record::encode;
+    use crate::store::profile_types::{ClientProfile, ProfileUrl};
 
     fn same(a: &Fields, b: &Fields) -> bool {
         (a.id, a.kind, &a.name, &a.notes, &a.tags, &a.spa_key_name)

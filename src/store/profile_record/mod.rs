@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::client_profiles::{ClientProfile, ProfileType, ProfileUrl, name_key};
+use super::profile_types::{ClientProfile, ProfileType, ProfileUrl, name_key};
 
 const PROFILE: u8 = b'P';
 const GROUP: u8 = b'G';

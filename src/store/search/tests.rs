@@ -3,8 +3,8 @@
 use time::OffsetDateTime;
 
 use super::*;
-use crate::store::client_profiles::{ClientProfile, ProfileType, ProfileUrl};
 use crate::store::profile_record;
+use crate::store::profile_types::{ClientProfile, ProfileType, ProfileUrl};
 
 fn profile(i: u64) -> ClientProfile {
     let words = [

@@ -6,8 +6,8 @@
 //! `s s s` (the entry's row in its segment) are continuation bytes (`0x80..=0xBF`), with which
 //! no UTF-8 text starts. A UTF-8 needle can therefore only match inside one field.
 
-use super::super::client_profiles::ProfileType;
 use super::super::profile_record::Fields;
+use super::super::profile_types::ProfileType;
 
 pub(super) const START: u8 = 0xFE;
 pub(super) const FIELD: u8 = 0xFF;
