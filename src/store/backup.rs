@@ -6,7 +6,9 @@
 //! {"kind":"secret","value":"<64 hex>"}
 //! {"kind":"collectiveId","value":"<uuid>"}
 //! {"kind":"settings","value":{…}}              (absent when the settings are the defaults)
-//! {"kind":"account","value":{…}}               (one per account, with its password hash)
+//! {"kind":"adminMfa","value":{…}}              (absent when administrator MFA was never set)
+//! {"kind":"account","value":{…}}               (one per account, with its password hash and
+//!                                               its authenticator seed)
 //! {"kind":"clientProfile","value":{…}}         (one per client profile)
 //! {"kind":"end","accounts":N,"clientProfiles":M}
 //! ```
@@ -32,6 +34,7 @@ pub struct Snapshot {
     secret: [u8; 32],
     collective_id: Option<IVec>,
     settings: Option<IVec>,
+    admin_mfa: Option<IVec>,
     accounts: Vec<IVec>,
     client_profiles: Vec<IVec>,
 }
@@ -52,6 +55,7 @@ impl Store {
                 secret: self.inner.secret,
                 collective_id: self.meta().get(META_COLLECTIVE)?,
                 settings: self.inner.settings.get(super::settings::KEY)?,
+                admin_mfa: self.inner.settings.get(super::settings::MFA_KEY)?,
                 accounts: values(&self.inner.tables.accounts.records)?,
                 client_profiles: values(&self.inner.tables.client_profiles.table.records)?,
             }
@@ -105,7 +109,12 @@ impl Snapshot {
         let settings = self
             .settings
             .into_iter()
-            .map(|raw| raw_line("settings", &raw));
+            .map(|raw| raw_line("settings", &raw))
+            .chain(
+                self.admin_mfa
+                    .into_iter()
+                    .map(|raw| raw_line("adminMfa", &raw)),
+            );
         let accounts = self
             .accounts
             .into_iter()
@@ -274,6 +283,13 @@ fn restore(db: &sled::Db, input: impl BufRead) -> Result<(usize, usize), String>
                 decode::<super::GlobalSettings>(&bytes).map_err(|e| err(n, &e.to_string()))?;
                 settings
                     .insert(super::settings::KEY, bytes)
+                    .map_err(|e| e.to_string())?;
+            }
+            "adminMfa" => {
+                let bytes = serde_json::to_vec(value).expect("plain JSON");
+                decode::<super::AdminMfa>(&bytes).map_err(|e| err(n, &e.to_string()))?;
+                settings
+                    .insert(super::settings::MFA_KEY, bytes)
                     .map_err(|e| e.to_string())?;
             }
             "account" => {

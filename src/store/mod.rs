@@ -493,6 +493,24 @@ impl Store {
                 .unrepairable
                 .push(format!("the global settings: {e}"));
         }
+        if let Err(e) = self.admin_mfa() {
+            report
+                .unrepairable
+                .push(format!("the Admin MFA settings: {e}"));
+        }
+        // An authenticator seed that cannot be read would lock its account out of MFA.
+        for item in self.inner.tables.accounts.records.iter() {
+            let (_, value) = item?;
+            if let Ok(a) = decode::<Account>(&value)
+                && let Some(t) = &a.totp
+                && crate::auth::totp::from_base32(&t.secret).is_none_or(|k| k.len() < 10)
+            {
+                report.unrepairable.push(format!(
+                    "account {}: its authenticator seed is unreadable",
+                    a.id
+                ));
+            }
+        }
         let found = (
             self.inner.tables.accounts.count(),
             self.client_profile_count(),
