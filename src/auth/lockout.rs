@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -30,7 +30,7 @@ pub const MAX_FAILURES: u32 = 5;
 /// name, far more of ordinary ones).
 pub const MAX_BYTES: usize = 16 * 1024 * 1024;
 /// What an entry costs besides its key: the map's slot, the state, the hash.
-const ENTRY_BYTES: usize = 96;
+const ENTRY_BYTES: usize = 160;
 /// Expired entries are swept out at most this often (and whenever the table is full).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -77,6 +77,9 @@ impl Weigh for IpAddr {
 struct Slot<S> {
     state: S,
     in_flight: u32,
+    /// The logins waiting for a slot of this key, woken one at a time in arrival order (all
+    /// at once when the key becomes refused).
+    waiters: Arc<Notify>,
 }
 
 struct Inner<K, S> {
@@ -90,8 +93,6 @@ pub struct Table<K, P: Policy> {
     policy: P,
     max_bytes: usize,
     inner: Mutex<Inner<K, P::State>>,
-    /// Woken whenever a reservation ends, for the logins that wait for a slot.
-    released: Notify,
 }
 
 fn secs_until(until: Instant, now: Instant) -> u64 {
@@ -113,7 +114,6 @@ impl<K: Hash + Eq + Clone + Weigh, P: Policy> Table<K, P> {
                 bytes: 0,
                 next_sweep: Instant::now(),
             }),
-            released: Notify::new(),
         }
     }
 
@@ -141,12 +141,12 @@ impl<K: Hash + Eq + Clone + Weigh, P: Policy> Table<K, P> {
         inner.next_sweep = now + SWEEP_EVERY;
     }
 
-    /// Reserves a slot for one check of `key`, waiting while every slot left is held by a
-    /// check in progress. `Err(seconds)` when the budget is spent or the table is full.
+    /// Reserves a slot for one check of `key`, waiting (first come, first served) while every
+    /// slot left is held by a check in progress. `Err(seconds)` when the budget is spent or
+    /// the table is full.
     pub async fn reserve(&self, key: K) -> Result<Reservation<'_, K, P>, u64> {
         loop {
-            let released = self.released.notified();
-            {
+            let waiters = {
                 let mut inner = self.lock();
                 let now = Instant::now();
                 if now >= inner.next_sweep {
@@ -166,6 +166,7 @@ impl<K: Hash + Eq + Clone + Weigh, P: Policy> Table<K, P> {
                         Slot {
                             state: P::State::default(),
                             in_flight: 0,
+                            waiters: Arc::new(Notify::new()),
                         },
                     );
                 }
@@ -173,34 +174,44 @@ impl<K: Hash + Eq + Clone + Weigh, P: Policy> Table<K, P> {
                 match self.policy.admit(&mut slot.state, slot.in_flight, now) {
                     Admission::Go => {
                         slot.in_flight += 1;
+                        // More than one slot may have come free at once (a success, a window
+                        // that passed): the next waiter checks too.
+                        if self.policy.admit(&mut slot.state, slot.in_flight, now) == Admission::Go
+                        {
+                            slot.waiters.notify_one();
+                        }
                         return Ok(Reservation {
                             table: self,
                             key: Some(key),
                         });
                     }
                     Admission::Refused(secs) => return Err(secs),
-                    // `released` was created before the lock was let go, so a release from
-                    // now on wakes it.
-                    Admission::Wait => {}
+                    Admission::Wait => slot.waiters.clone(),
                 }
-            }
-            released.await;
+            };
+            // A release between the lock and the first poll stores a permit for the next
+            // waiter, so nothing is missed.
+            waiters.notified().await;
         }
     }
 
     fn end(&self, key: &K, outcome: Option<bool>) {
-        {
-            let mut inner = self.lock();
-            if let Some(slot) = inner.map.get_mut(key) {
-                slot.in_flight = slot.in_flight.saturating_sub(1);
-                match outcome {
-                    Some(true) => self.policy.succeeded(&mut slot.state),
-                    Some(false) => self.policy.failed(&mut slot.state, Instant::now()),
-                    None => {}
-                }
-            }
+        let mut inner = self.lock();
+        let Some(slot) = inner.map.get_mut(key) else {
+            return;
+        };
+        slot.in_flight = slot.in_flight.saturating_sub(1);
+        let now = Instant::now();
+        match outcome {
+            Some(true) => self.policy.succeeded(&mut slot.state),
+            Some(false) => self.policy.failed(&mut slot.state, now),
+            None => {}
         }
-        self.released.notify_waiters();
+        match self.policy.admit(&mut slot.state, slot.in_flight, now) {
+            // Everyone waiting is refused now.
+            Admission::Refused(_) => slot.waiters.notify_waiters(),
+            _ => slot.waiters.notify_one(),
+        }
     }
 }
 
