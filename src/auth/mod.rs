@@ -214,12 +214,14 @@ impl Auth {
         }
         // The address first: a source over its limit never reaches the account's budget.
         let address = match (&self.addresses, peer) {
-            (Some(table), Some(ip)) if self.limit_loopback || !ip.is_loopback() => Some(
-                table
-                    .reserve(address_key(ip))
-                    .await
-                    .map_err(ApiError::too_many_requests)?,
-            ),
+            (Some(table), Some(ip)) if self.limit_loopback || !ip.to_canonical().is_loopback() => {
+                Some(
+                    table
+                        .reserve(address_key(ip))
+                        .await
+                        .map_err(ApiError::too_many_requests)?,
+                )
+            }
             _ => None,
         };
         let slot = self
