@@ -41,9 +41,11 @@ impl App {
             ),
             None => None,
         };
-        let mailer = crate::mail::Mailer::new(&config).map_err(StartError::Mail)?;
         let (store, report) =
             Store::open(&config.data_dir, &config.store).map_err(StartError::Open)?;
+        // After the store: the outbox lives in the data directory, which opening checks
+        // holds nothing but a database.
+        let mailer = crate::mail::Mailer::new(&config).map_err(StartError::Mail)?;
         for fixed in report.removed.iter().chain(&report.restored) {
             tracing::warn!(%fixed, "repaired at start-up");
         }
@@ -52,6 +54,22 @@ impl App {
         }
         if store.account_count() == 0 {
             first_admin(&store, &config).await?;
+        } else {
+            // Both only shape the first administrator, which exists.
+            if config.admin_password.is_some() {
+                tracing::warn!(
+                    "PROFILED_ADMIN_PASSWORD is ignored: the database has accounts already (change a password with `profiled reset-password`)"
+                );
+            }
+            // The default is no choice of the operator's: only a chosen address is reported.
+            if config.admin_email != crate::config::DEFAULT_ADMIN_EMAIL
+                && matches!(store.account_by_email(&config.admin_email), Ok(None))
+            {
+                tracing::warn!(
+                    admin_email = %config.admin_email,
+                    "--admin-email (PROFILED_ADMIN_EMAIL) is ignored: the database has accounts already, and none with this e-mail"
+                );
+            }
         }
         let auth = Auth::new(store.clone(), &config);
         tracing::info!(to = %mailer.describe(), "password-reset mail");

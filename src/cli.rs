@@ -14,6 +14,12 @@ Environment:
   RUST_LOG                 Log filter, e.g. `info` (default) or `profiled=debug`.
 Every flag can also be set with the variable named in its help.";
 
+const RESET_HELP: &str = "\
+Environment:
+  PROFILED_NEW_PASSWORD  The new password (at least 12 characters). Unset: it is read from
+                         standard input, one line (at a terminal it is not shown; finish it
+                         with Enter).";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "profiled",
@@ -34,6 +40,7 @@ pub enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
     /// Set a new password for an account, offline (stop the server first).
+    #[command(after_help = RESET_HELP)]
     ResetPassword(ResetPasswordArgs),
     /// Verify the database offline; exit status 0 only when every invariant holds.
     Check(DataDirArgs),
@@ -57,6 +64,10 @@ pub struct ExportArgs {
     /// File to write (default: standard output).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Write what can still be read of a damaged database (exit status 3, naming what is
+    /// missing) instead of refusing: the last resort when there is no backup.
+    #[arg(long)]
+    pub salvage: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -69,8 +80,8 @@ pub struct ImportArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "PROFILED_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address to listen on: IP:PORT or HOST:PORT (e.g. localhost:8080).
+    #[arg(long, env = "PROFILED_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Directory of the database (created if missing).
     #[arg(long, env = "PROFILED_DATA_DIR", default_value = "data/db")]
@@ -79,7 +90,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PROFILED_ADMIN_EMAIL", default_value = "admin@localhost")]
     pub admin_email: String,
     /// Database page cache in MiB.
-    #[arg(long, env = "PROFILED_CACHE_MB", default_value_t = 128)]
+    #[arg(long, env = "PROFILED_CACHE_MB", default_value_t = 128, value_parser = parse_cache_mb)]
     pub cache_mb: u64,
     /// Open connections at most.
     #[arg(long, env = "PROFILED_MAX_CONNECTIONS", default_value_t = 1024)]
@@ -141,6 +152,63 @@ pub struct ResetPasswordArgs {
     /// E-mail of the account.
     #[arg(long)]
     pub email: String,
+    /// Also give the account the administrator role (`adminRole`) and reactivate it: the way
+    /// back in when no administrator is left.
+    #[arg(long)]
+    pub make_admin: bool,
+}
+
+/// `IP:PORT` or `HOST:PORT`; a host name is resolved once, and its first address is used.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    if s.rsplit_once(':')
+        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+    {
+        return Err(format!(
+            "{s:?} is not HOST:PORT (e.g. 127.0.0.1:8080 or localhost:8080)"
+        ));
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {s:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
+/// sled needs a page cache: at least 1 MiB.
+fn parse_cache_mb(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("the page cache must be at least 1 MiB".into()),
+        Ok(n) if n <= u64::MAX / (1024 * 1024) => Ok(n),
+        _ => Err(format!("{s:?} is not a number of MiB (at least 1)")),
+    }
+}
+
+/// The environment variable a rejected value came from, if it did not come from the command
+/// line: clap's own message names only the flag.
+pub fn env_source(error: &clap::Error, args: &[String]) -> Option<String> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split([' ', '=']).next()?.strip_prefix("--")?;
+    if args
+        .iter()
+        .any(|a| a == &format!("--{long}") || a.starts_with(&format!("--{long}=")))
+    {
+        return None;
+    }
+    let cmd = Cli::command();
+    std::iter::once(&cmd)
+        .chain(cmd.get_subcommands())
+        .flat_map(|c| c.get_arguments())
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+        .map(|v| v.to_string_lossy().into_owned())
+        .filter(|v| std::env::var_os(v).is_some())
 }
 
 impl ServeArgs {

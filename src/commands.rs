@@ -1,15 +1,41 @@
 //! Offline commands that work on a data directory while the server is stopped.
+//!
+//! `check` and `export` never change the database they inspect: sled may rewrite a damaged
+//! log while it recovers it, so they work on a private copy, taken while holding sled's lock
+//! on the original (so that no server can start on it meanwhile).
 
-use std::path::Path;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 
 use crate::auth::password;
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::auth::roles::ADMIN_ROLE;
+use crate::store::{OpenError, Store, StoreError, StoreOptions};
 
-/// Sets `email`'s password to `new_password`, clears nothing else. The account must exist.
-pub fn reset_password(data_dir: &Path, email: &str, new_password: &str) -> Result<String, String> {
+/// What `reset_password` changes besides the password.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ResetOptions {
+    /// Give the account `adminRole` (keeping its other roles) and reactivate it: the way back
+    /// in when no administrator is left.
+    pub make_admin: bool,
+}
+
+/// Sets `email`'s password to `new_password`. The account must exist. With `make_admin`, the
+/// account also gets `adminRole` and is made active.
+pub fn reset_password(
+    data_dir: &Path,
+    email: &str,
+    new_password: &str,
+    options: ResetOptions,
+) -> Result<String, String> {
     password::check_strength(new_password)?;
-    let (store, _) = Store::open(data_dir, &StoreOptions::default())
-        .map_err(|e| format!("{e} (is the server still running? stop it first)"))?;
+    if !data_dir.join("db").exists() {
+        return Err(format!("{} holds no database", data_dir.display()));
+    }
+    let (store, report) =
+        Store::open(data_dir, &StoreOptions::default()).map_err(|e| e.to_string())?;
+    if !report.unrepairable.is_empty() {
+        return Err(crate::StartError::Damaged(report.unrepairable).to_string());
+    }
     let account = store
         .account_by_email(email)
         .map_err(|e| e.to_string())?
@@ -22,6 +48,13 @@ pub fn reset_password(data_dir: &Path, email: &str, new_password: &str) -> Resul
     runtime
         .block_on(store.update_account(&account.id, |a| {
             a.password_hash = Some(hash.clone());
+            if options.make_admin {
+                a.active = true;
+                if !a.roles.iter().any(|r| r == ADMIN_ROLE) {
+                    a.roles.push(ADMIN_ROLE.into());
+                    a.roles_last_modified = crate::clock::now();
+                }
+            }
             Ok::<(), StoreError>(())
         }))
         .map_err(|e| e.to_string())?;
@@ -29,14 +62,75 @@ pub fn reset_password(data_dir: &Path, email: &str, new_password: &str) -> Resul
     Ok(account.id)
 }
 
-/// Verifies the store offline without changing it. Returns the report's lines and whether
-/// everything holds.
-pub fn check(data_dir: &Path) -> Result<(bool, Vec<String>), String> {
-    if !data_dir.join("db").exists() {
-        return Err(format!("{} holds no database", data_dir.display()));
+/// A private copy of a stopped server's data directory, removed when dropped.
+struct Inspection {
+    dir: PathBuf,
+}
+
+impl Drop for Inspection {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
-    let (store, _) = Store::open_unrepaired(data_dir, &StoreOptions::default())
-        .map_err(|e| format!("{e} (is the server still running? stop it first)"))?;
+}
+
+/// Copies `data_dir` into a new private directory under the system's temporary directory
+/// (`TMPDIR`), holding sled's lock on the original while copying.
+fn inspect(data_dir: &Path) -> Result<Inspection, String> {
+    let db = data_dir.join("db");
+    let original = std::fs::File::open(&db).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{} holds no database", data_dir.display()),
+        _ => OpenError::from_io(data_dir, e).to_string(),
+    })?;
+    // The lock sled takes (flock): a running server holds it.
+    if let Err(std::fs::TryLockError::WouldBlock) = original.try_lock() {
+        return Err(OpenError::Locked {
+            dir: data_dir.to_path_buf(),
+        }
+        .to_string());
+    }
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|e| e.to_string())?;
+    let copy = Inspection {
+        dir: std::env::temp_dir().join(format!(
+            "profiled-inspect-{}-{:016x}",
+            std::process::id(),
+            u64::from_ne_bytes(random)
+        )),
+    };
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&copy.dir)
+        .map_err(|e| format!("cannot make a private copy in {}: {e}", copy.dir.display()))?;
+    copy_tree(data_dir, &copy.dir)
+        .map_err(|e| format!("cannot make a private copy in {}: {e}", copy.dir.display()))?;
+    Ok(copy)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::DirBuilder::new().mode(0o700).create(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Verifies the store offline without changing it. Returns the report's lines and whether
+/// everything holds; damage found while opening is a `damaged:` line.
+pub fn check(data_dir: &Path) -> Result<(bool, Vec<String>), String> {
+    let copy = inspect(data_dir)?;
+    let store = match Store::open_unrepaired(&copy.dir, &StoreOptions::default()) {
+        Ok((store, _)) => store,
+        Err(OpenError::Damaged { what, .. }) => {
+            return Ok((false, vec![format!("damaged: {what}")]));
+        }
+        Err(e) => return Err(e.for_dir(data_dir).to_string()),
+    };
     let mut report = crate::store::unique::RepairReport::default();
     store.check(&mut report, false).map_err(|e| e.to_string())?;
     let mut lines = Vec::new();
@@ -46,21 +140,54 @@ pub fn check(data_dir: &Path) -> Result<(bool, Vec<String>), String> {
     Ok((report.is_clean(), lines))
 }
 
-/// Writes a backup of the (stopped) store to `out`.
-pub fn export(data_dir: &Path, out: &mut impl std::io::Write) -> Result<(usize, usize), String> {
-    if !data_dir.join("db").exists() {
-        return Err(format!("{} holds no database", data_dir.display()));
+/// Writes a backup of the (stopped) store to `out`. Refuses a damaged store, unless
+/// `salvage`: then it writes what can still be read and returns what is missing as well.
+pub fn export(
+    data_dir: &Path,
+    out: &mut impl std::io::Write,
+    salvage: bool,
+) -> Result<((usize, usize), Option<String>), String> {
+    let copy = inspect(data_dir)?;
+    let damaged = |what: String| {
+        OpenError::Damaged {
+            dir: data_dir.to_path_buf(),
+            what,
+        }
+        .to_string()
+    };
+    let (store, report, mut missing) = match Store::open(&copy.dir, &StoreOptions::default()) {
+        Ok((store, report)) => (store, report, None),
+        Err(OpenError::Damaged { what, .. }) if salvage => {
+            let options = StoreOptions {
+                salvage: true,
+                ..StoreOptions::default()
+            };
+            let (store, report) =
+                Store::open(&copy.dir, &options).map_err(|e| e.for_dir(data_dir).to_string())?;
+            (store, report, Some(what))
+        }
+        Err(e) => return Err(e.for_dir(data_dir).to_string()),
+    };
+    if !report.unrepairable.is_empty() {
+        let what = report.unrepairable.join("; ");
+        if !salvage {
+            return Err(damaged(what));
+        }
+        missing.get_or_insert(what);
     }
-    let (store, _) = Store::open(data_dir, &StoreOptions::default())
-        .map_err(|e| format!("{e} (is the server still running? use GET /admin/backup instead)"))?;
     let snapshot = store.snapshot().map_err(|e| e.to_string())?;
     let counts = snapshot.counts();
+    if let Some(what) = store.missing((counts.0 as u64, counts.1 as u64)) {
+        if !salvage {
+            return Err(damaged(what));
+        }
+        missing.get_or_insert(what);
+    }
     for line in snapshot.into_lines() {
         out.write_all(&line).map_err(|e| e.to_string())?;
     }
     out.flush().map_err(|e| e.to_string())?;
-    store.close_cleanly().map_err(|e| e.to_string())?;
-    Ok(counts)
+    Ok((counts, missing))
 }
 
 /// Restores a backup into an empty directory.

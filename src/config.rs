@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use crate::store::StoreOptions;
 
+/// The login of the administrator created on first start, unless configured.
+pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost";
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub data_dir: PathBuf,
@@ -58,7 +61,7 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Config {
             data_dir: data_dir.into(),
-            admin_email: "admin@localhost".into(),
+            admin_email: DEFAULT_ADMIN_EMAIL.into(),
             admin_password: None,
             store: StoreOptions::default(),
             max_connections: 1024,

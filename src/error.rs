@@ -72,6 +72,9 @@ pub enum Kind {
     /// Appgate's 422; Oracle answers validation problems with 400.
     Validation,
     TooManyRequests,
+    /// The account must give a one-time code first: Appgate's 412 (what sdpctl waits for),
+    /// Oracle's 401.
+    MfaRequired,
     Internal,
     Unavailable,
 }
@@ -94,6 +97,10 @@ impl Kind {
                 Dialect::Occ => StatusCode::BAD_REQUEST,
             },
             Kind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Kind::MfaRequired => match dialect {
+                Dialect::Appgate => StatusCode::PRECONDITION_FAILED,
+                Dialect::Occ => StatusCode::UNAUTHORIZED,
+            },
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -171,6 +178,16 @@ impl ApiError {
 
     pub fn login_failed() -> Self {
         Self::new(Kind::LoginFailed, "Invalid username or password.")
+    }
+
+    /// Sign-in needs a one-time code: Appgate's multi-step login, or Oracle's `/mfalogin`.
+    pub fn mfa_required() -> Self {
+        let mut e = Self::new(
+            Kind::MfaRequired,
+            "Administrative authorization requires two-factor authentication.",
+        );
+        e.extra.insert("otpRequired".into(), Value::Bool(true));
+        e
     }
 
     pub fn forbidden() -> Self {

@@ -1,10 +1,11 @@
 //! The `profiled` binary: flags, logging, the listener and signals. Everything else is in the
 //! library.
 
-use std::io::{BufReader, IsTerminal, Read};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
 use profiled::cli::{Cli, Command, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
@@ -16,7 +17,30 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Everything profiled and sled create (the data directory, the database files, sled's
+    // later snapshots, exports) is for this user only: they hold password hashes and the
+    // installation secret. Set for the whole process, before any file exists, so that no file
+    // is ever readable by others, not even for a moment.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let args: Vec<String> = std::env::args().collect();
+    let matches = match Cli::command().try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            if let Some(var) = profiled::cli::env_source(&e, &args) {
+                eprintln!("The value comes from the environment variable {var}.");
+            }
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // Which variable `--listen` came from, to name it in an error.
+    let listen_var = matches
+        .subcommand_matches("serve")
+        .unwrap_or(&matches)
+        .value_source("listen")
+        .filter(|s| *s == ValueSource::EnvVariable)
+        .map(|_| "PROFILED_LISTEN");
     // One line per request is written by a thread of its own, so that a slow stderr (a pipe
     // to a journal, a terminal) never holds up a request; lines are batched while requests
     // keep coming and flushed as soon as the queue is empty. Not lossy: when the queue is
@@ -35,22 +59,33 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
-        None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve, listen_var),
+        Some(Command::Serve(args)) => serve(args, listen_var),
         Some(Command::ResetPassword(args)) => {
             let password = match std::env::var("PROFILED_NEW_PASSWORD") {
-                Ok(p) if !p.is_empty() => p,
-                _ => {
-                    eprintln!("New password (then Enter or end of input):");
-                    let mut s = String::new();
-                    if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+                Ok(p) if !p.is_empty() => {
+                    if let Err(e) = profiled::auth::password::check_strength(&p) {
+                        eprintln!("profiled: PROFILED_NEW_PASSWORD is not accepted: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                    p
+                }
+                _ => match read_new_password(&args.email) {
+                    Ok(p) => p,
+                    Err(e) => {
                         eprintln!("profiled: cannot read the password: {e}");
                         return ExitCode::FAILURE;
                     }
-                    s.trim_end_matches(['\r', '\n']).to_string()
-                }
+                },
             };
-            match profiled::commands::reset_password(&args.data_dir, &args.email, &password) {
+            match profiled::commands::reset_password(
+                &args.data_dir,
+                &args.email,
+                &password,
+                profiled::commands::ResetOptions {
+                    make_admin: args.make_admin,
+                },
+            ) {
                 Ok(id) => {
                     eprintln!("profiled: the password of {} ({id}) was reset", args.email);
                     ExitCode::SUCCESS
@@ -84,22 +119,47 @@ fn main() -> ExitCode {
         },
         Some(Command::Export(args)) => {
             let result = match &args.output {
-                Some(path) => std::fs::File::create(path)
+                // Private (it holds the password hashes and the secret), and removed again
+                // when the export fails: a partial backup must not pass for one.
+                Some(path) => std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(path)
                     .map_err(|e| format!("{}: {e}", path.display()))
                     .and_then(|f| {
                         let mut w = std::io::BufWriter::new(f);
-                        let counts = profiled::commands::export(&args.dir.data_dir, &mut w)?;
-                        w.into_inner()
-                            .map_err(|e| e.to_string())?
-                            .sync_all()
-                            .map_err(|e| e.to_string())?;
-                        Ok(counts)
+                        let written =
+                            profiled::commands::export(&args.dir.data_dir, &mut w, args.salvage)
+                                .and_then(|counts| {
+                                    w.into_inner()
+                                        .map_err(|e| e.to_string())?
+                                        .sync_all()
+                                        .map_err(|e| e.to_string())?;
+                                    Ok(counts)
+                                });
+                        if written.is_err() {
+                            let _ = std::fs::remove_file(path);
+                        }
+                        written
                     }),
-                None => {
-                    profiled::commands::export(&args.dir.data_dir, &mut std::io::stdout().lock())
-                }
+                None => profiled::commands::export(
+                    &args.dir.data_dir,
+                    &mut std::io::stdout().lock(),
+                    args.salvage,
+                ),
             };
-            report_counts("exported", result)
+            match result {
+                Ok((counts, Some(missing))) => {
+                    report_counts("salvaged", Ok(counts));
+                    eprintln!(
+                        "profiled: the database is damaged ({missing}): this export holds only what could be read"
+                    );
+                    ExitCode::from(3)
+                }
+                other => report_counts("exported", other.map(|(counts, _)| counts)),
+            }
         }
         Some(Command::Import(args)) => {
             let result = if args.file.as_os_str() == "-" {
@@ -129,7 +189,30 @@ fn report_counts(what: &str, result: Result<(usize, usize), String>) -> ExitCode
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
+/// Reads the new password from standard input: one line. At a terminal the prompt says how to
+/// finish, and what is typed is not shown.
+fn read_new_password(email: &str) -> std::io::Result<String> {
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    if stdin.is_terminal() {
+        eprint!("New password for {email} (it is not shown as you type; finish with Enter): ");
+        std::io::stderr().flush()?;
+        let saved = rustix::termios::tcgetattr(&stdin)?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Flush, &quiet)?;
+        let read = stdin.lock().read_line(&mut line);
+        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Flush, &saved)?;
+        eprintln!();
+        read?;
+    } else {
+        eprintln!("Reading the new password for {email} from standard input (one line)");
+        stdin.lock().read_line(&mut line)?;
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn serve(args: ServeArgs, listen_var: Option<&str>) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -146,7 +229,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("profiled: cannot listen on {}: {e}", args.listen);
+                let from = listen_var
+                    .map(|v| format!(" (from {v})"))
+                    .unwrap_or_default();
+                eprintln!("profiled: cannot listen on {}{from}: {e}", args.listen);
                 return ExitCode::FAILURE;
             }
         };

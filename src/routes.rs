@@ -16,7 +16,7 @@ use hyper::header::HeaderMap;
 use hyper::{Method, Response};
 
 use crate::app::App;
-use crate::auth::{Caller, Privilege};
+use crate::auth::{Caller, Partial, Privilege};
 use crate::error::{ApiError, Dialect};
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -32,6 +32,8 @@ pub type Handling = Pin<Box<dyn Future<Output = Answer> + Send>>;
 pub type Public = fn(Cx) -> Handling;
 /// A handler of a route that needs a signed-in caller; it cannot be called without one.
 pub type Signed = fn(Cx, Caller) -> Handling;
+/// A handler of a step of a multi-step sign-in: a token at any stage of it.
+pub type Stepping = fn(Cx, Partial) -> Handling;
 
 /// Who may call a route, with its handler: the handler's type follows from the access, so a
 /// route that needs a caller cannot be declared public without changing its handler.
@@ -41,6 +43,9 @@ pub enum Access {
     SignedIn(Signed),
     /// A signed-in account whose roles grant the privilege.
     Privileged(Privilege, Signed),
+    /// A token of a sign-in in progress (the password was right; the account may still owe
+    /// a one-time code), or a full one.
+    Partial(Stepping),
 }
 
 impl Access {
@@ -54,6 +59,11 @@ impl Access {
 
     pub fn needs_caller(&self) -> bool {
         !matches!(self, Access::Public(_))
+    }
+
+    /// Whether a token of an unfinished sign-in is enough.
+    pub fn takes_partial_tokens(&self) -> bool {
+        matches!(self, Access::Partial(_))
     }
 }
 
@@ -95,6 +105,8 @@ pub struct Table {
     pub not_found: &'static str,
     /// Route names for requests that match no route, for the log.
     pub unmatched: &'static str,
+    /// Adds to the error of a route what the dialect's clients look for in it.
+    pub on_error: fn(route: &'static str, &mut ApiError),
 }
 
 /// Every table; a path belongs to the first whose prefix it is under.
@@ -257,9 +269,16 @@ pub fn find(method: &Method, path: &str) -> Found {
 /// Runs a found request: pre-checks, authentication, authorization, handler.
 pub async fn dispatch(app: App, req: Req, found: Found) -> Response<Body> {
     let dialect = found.dialect;
-    run(app, req, found)
-        .await
-        .unwrap_or_else(|e| e.into_response(dialect).map(Either::Left))
+    let decorate = match &found.target {
+        Target::Route { table, route, .. } => Some((table.on_error, route.name)),
+        _ => None,
+    };
+    run(app, req, found).await.unwrap_or_else(|mut e| {
+        if let Some((on_error, name)) = decorate {
+            on_error(name, &mut e);
+        }
+        e.into_response(dialect).map(Either::Left)
+    })
 }
 
 async fn run(app: App, req: Req, found: Found) -> Answer {
@@ -285,6 +304,10 @@ async fn run(app: App, req: Req, found: Found) -> Answer {
             (table.precheck)(&req.uri().path()[rest_start..], req.headers())?;
             match &route.access {
                 Access::Public(handler) => handler(Cx::new(app, req, params, None)).await,
+                Access::Partial(handler) => {
+                    let partial = app.auth.authenticate_partial(req.headers())?;
+                    handler(Cx::new(app, req, params, None), partial).await
+                }
                 access @ (Access::SignedIn(handler) | Access::Privileged(_, handler)) => {
                     let caller = app.auth.authenticate(req.headers())?;
                     if let Some(privilege) = access.privilege() {

@@ -165,15 +165,16 @@ impl Drop for ConnGuard {
 
 /// Marks a connection busy while a request is served, up to the end of its response body.
 struct Busy {
-    conns: Arc<Conns>,
+    /// The accept loop's start, which `idle_since` counts from.
+    start: Instant,
     conn: Arc<Conn>,
 }
 
 impl Busy {
-    fn new(conns: &Arc<Conns>, conn: &Arc<Conn>) -> Busy {
+    fn new(start: Instant, conn: &Arc<Conn>) -> Busy {
         conn.idle_since.store(BUSY, Ordering::Relaxed);
         Busy {
-            conns: conns.clone(),
+            start,
             conn: conn.clone(),
         }
     }
@@ -181,9 +182,8 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.conn
-            .idle_since
-            .store(self.conns.now_ms(), Ordering::Relaxed);
+        let now = self.start.elapsed().as_millis() as u64;
+        self.conn.idle_since.store(now, Ordering::Relaxed);
     }
 }
 
@@ -264,10 +264,10 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().ok();
         let handler_app = app.clone();
-        let (handler_conns, handler_conn) = (conns.clone(), guard.conn.clone());
+        let (start, handler_conn) = (conns.start, guard.conn.clone());
         let service = service_fn(move |mut req: Req| {
             let app = handler_app.clone();
-            let busy = Busy::new(&handler_conns, &handler_conn);
+            let busy = Busy::new(start, &handler_conn);
             req.extensions_mut().insert(PeerAddr(peer));
             if let Some(local) = local {
                 req.extensions_mut().insert(LocalAddr(local));

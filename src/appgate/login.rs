@@ -1,4 +1,5 @@
-//! `/admin/version`, `/admin/login` and `/admin/authentication/logout`.
+//! `/admin/version`, `/admin/login` and `/admin/authentication/logout`, and what the
+//! multi-step sign-in (`signin.rs`) shares with them: the login body and answer.
 
 use serde_json::{Value, json};
 
@@ -10,7 +11,7 @@ use crate::http::{self, Resp};
 use crate::routes::Cx;
 
 /// The only identity provider (decision: accounts are local).
-const PROVIDER: &str = "local";
+pub(super) const PROVIDER: &str = "local";
 
 pub async fn version(_cx: Cx) -> Result<Resp, ApiError> {
     Ok(http::ok_json(&super::version_body(), DIALECT))
@@ -33,17 +34,23 @@ fn string_field<'a>(body: &'a Value, name: &str, errors: &mut Vec<FieldError>) -
 pub async fn login(mut cx: Cx) -> Result<Resp, ApiError> {
     let peer = cx.peer_ip();
     let body = cx.json().await?;
-    let app = &cx.app;
+    let (username, password) = credentials(&body)?;
+    let login = cx.app.auth.login(&username, &password, peer).await?;
+    answer(&cx.app, &login.token, login.expires, &login.account, false)
+}
+
+/// The user name and password of a login body (`LoginRequest`), checked.
+pub(super) fn credentials(body: &Value) -> Result<(String, String), ApiError> {
     if !body.is_object() {
         return Err(ApiError::bad_request(
             "The login body must be a JSON object.",
         ));
     }
     let mut errors = Vec::new();
-    let provider = string_field(&body, "providerName", &mut errors);
-    let device = string_field(&body, "deviceId", &mut errors);
-    let username = string_field(&body, "username", &mut errors);
-    let password = string_field(&body, "password", &mut errors);
+    let provider = string_field(body, "providerName", &mut errors);
+    let device = string_field(body, "deviceId", &mut errors);
+    let username = string_field(body, "username", &mut errors);
+    let password = string_field(body, "password", &mut errors);
     if let Some(d) = device
         && uuid::Uuid::parse_str(d).is_err()
     {
@@ -60,18 +67,27 @@ pub async fn login(mut cx: Cx) -> Result<Resp, ApiError> {
     let (Some(username), Some(password), true) = (username, password, errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
-    let login = app.auth.login(username, password, peer).await?;
-    let privileges = appgate_privileges(&login.account.roles);
+    Ok((username.to_string(), password.to_string()))
+}
+
+/// Appgate's `LoginResponse` for a token of `account`.
+pub(super) fn answer(
+    app: &crate::app::App,
+    token: &str,
+    expires: time::OffsetDateTime,
+    account: &crate::store::Account,
+    need_two_factor: bool,
+) -> Result<Resp, ApiError> {
     let motd = app.store.settings()?.message_of_the_day;
     Ok(ok(&json!({
-        "token": login.token,
-        "expires": clock::appgate(login.expires),
+        "token": token,
+        "expires": clock::appgate(expires),
         "messageOfTheDay": motd,
         "user": {
-            "name": login.account.email,
-            "needTwoFactorAuth": false,
+            "name": account.email,
+            "needTwoFactorAuth": need_two_factor,
             "canAccessAuditLogs": false,
-            "privileges": privileges,
+            "privileges": appgate_privileges(&account.roles),
         },
     })))
 }

@@ -6,8 +6,11 @@ pub(crate) mod export;
 mod global_settings;
 mod list;
 mod login;
+mod mfa_settings;
 mod profile_body;
 pub mod routes;
+mod signin;
+pub(crate) use signin::issuer as signin_issuer;
 
 use hyper::header::{ACCEPT, HeaderMap};
 use serde_json::{Value, json};

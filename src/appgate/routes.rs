@@ -3,10 +3,12 @@
 use hyper::Method;
 use hyper::header::HeaderMap;
 
-use super::{backup, check_accept, client_profiles, global_settings, list, login};
+use super::{
+    backup, check_accept, client_profiles, global_settings, list, login, mfa_settings, signin,
+};
 use crate::auth::Privilege::*;
 use crate::error::{ApiError, Dialect};
-use crate::routes::Access::{Privileged, Public, SignedIn};
+use crate::routes::Access::{Partial, Privileged, Public, SignedIn};
 use crate::routes::{Route, Table, buffered};
 
 pub static TABLE: Table = Table {
@@ -16,6 +18,7 @@ pub static TABLE: Table = Table {
     precheck,
     not_found: "The requested resource can not be found.",
     unmatched: "appgate.unmatched",
+    on_error: |_, _| {},
 };
 
 const ROUTES: &[Route] = &[
@@ -30,6 +33,60 @@ const ROUTES: &[Route] = &[
         "login",
         "appgate.login",
         Public(|cx| buffered(login::login(cx))),
+    ),
+    Route::new(
+        Method::GET,
+        "identity-providers/names",
+        "appgate.identity_providers.names",
+        Public(|cx| buffered(signin::provider_names(cx))),
+    ),
+    Route::new(
+        Method::POST,
+        "authentication",
+        "appgate.authentication",
+        Public(|cx| buffered(signin::authenticate(cx))),
+    ),
+    Route::new(
+        Method::GET,
+        "authorization",
+        "appgate.authorization",
+        Partial(|cx, p| buffered(signin::authorize(cx, p))),
+    ),
+    Route::new(
+        Method::POST,
+        "authentication/otp/initialize",
+        "appgate.authentication.otp_initialize",
+        Partial(|cx, p| buffered(signin::otp_initialize(cx, p))),
+    ),
+    Route::new(
+        Method::POST,
+        "authentication/otp",
+        "appgate.authentication.otp",
+        Partial(|cx, p| buffered(signin::otp(cx, p))),
+    ),
+    Route::new(
+        Method::GET,
+        "admin-mfa-settings",
+        "appgate.admin_mfa_settings.get",
+        Privileged(ViewMfaSettings, |cx, who| {
+            buffered(mfa_settings::get(cx, who))
+        }),
+    ),
+    Route::new(
+        Method::PUT,
+        "admin-mfa-settings",
+        "appgate.admin_mfa_settings.update",
+        Privileged(EditMfaSettings, |cx, who| {
+            buffered(mfa_settings::put(cx, who))
+        }),
+    ),
+    Route::new(
+        Method::DELETE,
+        "admin-mfa-settings",
+        "appgate.admin_mfa_settings.reset",
+        Privileged(EditMfaSettings, |cx, who| {
+            buffered(mfa_settings::delete(cx, who))
+        }),
     ),
     Route::new(
         Method::POST,

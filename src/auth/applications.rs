@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use super::{Auth, Caller, Login, token_hash};
 use crate::clock;
 use crate::error::{ApiError, Kind};
-use crate::store::{Account, Application};
+use crate::store::{Account, Application, Stage};
 
 /// The session holder prefix of application tokens.
 pub const HOLDER_PREFIX: &str = "app:";
@@ -58,6 +58,7 @@ fn as_account(app: &Application, holder: String) -> Account {
         external: false,
         tour_complete: false,
         password_hash: None,
+        totp: None,
     }
 }
 
@@ -135,7 +136,7 @@ impl Auth {
 
     fn issue_application_token(&self, app: &Application) -> Result<Login, ApiError> {
         let holder = holder(app);
-        let (token, session) = self.put_session(&holder, app.expires)?;
+        let (token, session) = self.put_session(&holder, app.expires, Stage::Full)?;
         Ok(Login {
             token,
             expires: clock::from_millis(session.expires),

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -30,7 +30,7 @@ pub const MAX_FAILURES: u32 = 5;
 /// name, far more of ordinary ones).
 pub const MAX_BYTES: usize = 16 * 1024 * 1024;
 /// What an entry costs besides its key: the map's slot, the state, the hash.
-const ENTRY_BYTES: usize = 96;
+const ENTRY_BYTES: usize = 160;
 /// Expired entries are swept out at most this often (and whenever the table is full).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -77,6 +77,11 @@ impl Weigh for IpAddr {
 struct Slot<S> {
     state: S,
     in_flight: u32,
+    /// The logins waiting for a slot of this key, woken one at a time in arrival order (all
+    /// at once when the key becomes refused).
+    waiters: Arc<Notify>,
+    /// How many wait: while any do, a newcomer queues behind them instead of taking a slot.
+    queued: u32,
 }
 
 struct Inner<K, S> {
@@ -90,8 +95,6 @@ pub struct Table<K, P: Policy> {
     policy: P,
     max_bytes: usize,
     inner: Mutex<Inner<K, P::State>>,
-    /// Woken whenever a reservation ends, for the logins that wait for a slot.
-    released: Notify,
 }
 
 fn secs_until(until: Instant, now: Instant) -> u64 {
@@ -113,7 +116,6 @@ impl<K: Hash + Eq + Clone + Weigh, P: Policy> Table<K, P> {
                 bytes: 0,
                 next_sweep: Instant::now(),
             }),
-            released: Notify::new(),
         }
     }
 
@@ -131,7 +133,10 @@ impl<K: Hash + Eq + Clone + Weigh, P: Policy> Table<K, P> {
     fn sweep(&self, inner: &mut Inner<K, P::State>, now: Instant) {
         let mut freed = 0;
         inner.map.retain(|k, slot| {
-            let keep = slot.in_flight > 0 || !self.policy.spent(&slot.state, now);
+            // Kept while a check runs or a login waits on it (holding its `waiters`).
+            let keep = slot.in_flight > 0
+                || Arc::strong_count(&slot.waiters) > 1
+                || !self.policy.spent(&slot.state, now);
             if !keep {
                 freed += k.weight() + ENTRY_BYTES;
             }
@@ -141,11 +146,14 @@ impl<K: Hash + Eq + Clone + Weigh, P: Policy> Table<K, P> {
         inner.next_sweep = now + SWEEP_EVERY;
     }
 
-    /// Reserves a slot for one check of `key`, waiting while every slot left is held by a
-    /// check in progress. `Err(seconds)` when the budget is spent or the table is full.
+    /// Reserves a slot for one check of `key`, waiting (first come, first served) while every
+    /// slot left is held by a check in progress. `Err(seconds)` when the budget is spent or
+    /// the table is full.
     pub async fn reserve(&self, key: K) -> Result<Reservation<'_, K, P>, u64> {
+        let mut queued: Option<Queued<'_, K, P>> = None;
         loop {
-            let released = self.released.notified();
+            let waiters: Arc<Notify>;
+            let mut notified;
             {
                 let mut inner = self.lock();
                 let now = Instant::now();
@@ -166,41 +174,105 @@ impl<K: Hash + Eq + Clone + Weigh, P: Policy> Table<K, P> {
                         Slot {
                             state: P::State::default(),
                             in_flight: 0,
+                            waiters: Arc::new(Notify::new()),
+                            queued: 0,
                         },
                     );
                 }
                 let slot = inner.map.get_mut(&key).expect("inserted above");
+                let waited = queued.take().map(Queued::leave).is_some();
+                if waited {
+                    slot.queued = slot.queued.saturating_sub(1);
+                }
                 match self.policy.admit(&mut slot.state, slot.in_flight, now) {
-                    Admission::Go => {
+                    // Those who waited go first.
+                    Admission::Go if waited || slot.queued == 0 => {
                         slot.in_flight += 1;
+                        // More than one slot may have come free at once (a success, a window
+                        // that passed): the next in line checks too.
+                        if slot.queued > 0
+                            && self.policy.admit(&mut slot.state, slot.in_flight, now)
+                                == Admission::Go
+                        {
+                            slot.waiters.notify_one();
+                        }
                         return Ok(Reservation {
                             table: self,
                             key: Some(key),
                         });
                     }
                     Admission::Refused(secs) => return Err(secs),
-                    // `released` was created before the lock was let go, so a release from
-                    // now on wakes it.
-                    Admission::Wait => {}
+                    Admission::Go | Admission::Wait => {}
                 }
+                slot.queued += 1;
+                waiters = slot.waiters.clone();
+                notified = Box::pin(waiters.notified());
+                // In line before the lock is let go: no release can be missed.
+                notified.as_mut().enable();
+                queued = Some(Queued {
+                    table: self,
+                    key: Some(key.clone()),
+                });
             }
-            released.await;
+            notified.await;
         }
     }
 
     fn end(&self, key: &K, outcome: Option<bool>) {
-        {
-            let mut inner = self.lock();
-            if let Some(slot) = inner.map.get_mut(key) {
-                slot.in_flight = slot.in_flight.saturating_sub(1);
-                match outcome {
-                    Some(true) => self.policy.succeeded(&mut slot.state),
-                    Some(false) => self.policy.failed(&mut slot.state, Instant::now()),
-                    None => {}
-                }
+        let mut inner = self.lock();
+        let Some(slot) = inner.map.get_mut(key) else {
+            return;
+        };
+        slot.in_flight = slot.in_flight.saturating_sub(1);
+        let now = Instant::now();
+        match outcome {
+            Some(true) => self.policy.succeeded(&mut slot.state),
+            Some(false) => self.policy.failed(&mut slot.state, now),
+            None => {}
+        }
+        match self.policy.admit(&mut slot.state, slot.in_flight, now) {
+            // Everyone waiting is refused now.
+            Admission::Refused(_) => slot.waiters.notify_waiters(),
+            Admission::Go if slot.queued > 0 => slot.waiters.notify_one(),
+            _ => {}
+        }
+    }
+}
+
+/// A login in line for a slot of `key`. Dropped while still in line (the client went away),
+/// it leaves the line and passes its turn on.
+struct Queued<'a, K: Hash + Eq + Clone + Weigh, P: Policy> {
+    table: &'a Table<K, P>,
+    key: Option<K>,
+}
+
+impl<K: Hash + Eq + Clone + Weigh, P: Policy> Queued<'_, K, P> {
+    /// Out of line by the normal way: the caller counts itself out under the lock it holds.
+    fn leave(mut self) {
+        self.key = None;
+    }
+}
+
+impl<K: Hash + Eq + Clone + Weigh, P: Policy> Drop for Queued<'_, K, P> {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else {
+            return;
+        };
+        let mut inner = self.table.lock();
+        if let Some(slot) = inner.map.get_mut(&key) {
+            slot.queued = slot.queued.saturating_sub(1);
+            // It may have been woken for a free slot: the next in line takes it instead.
+            let now = Instant::now();
+            if slot.queued > 0
+                && self
+                    .table
+                    .policy
+                    .admit(&mut slot.state, slot.in_flight, now)
+                    == Admission::Go
+            {
+                slot.waiters.notify_one();
             }
         }
-        self.released.notify_waiters();
     }
 }
 
@@ -402,6 +474,53 @@ mod tests {
         }
         let r = waiter.await.unwrap();
         assert_eq!(r, Err(60));
+    }
+
+    #[tokio::test]
+    async fn an_entry_a_login_waits_on_is_not_swept_away() {
+        let t = accounts(MAX_BYTES);
+        drop(t.reserve("a".into()).await.unwrap());
+        let mut inner = t.lock();
+        // Nothing to remember, no check running, but a login holds its waiters.
+        let waiting = inner.map["a"].waiters.clone();
+        t.sweep(&mut inner, Instant::now());
+        assert!(inner.map.contains_key("a"));
+        drop(waiting);
+        t.sweep(&mut inner, Instant::now());
+        assert!(inner.map.is_empty());
+        assert_eq!(inner.bytes, 0);
+    }
+
+    #[tokio::test]
+    async fn waiting_logins_get_slots_in_arrival_order_before_newcomers() {
+        let t = std::sync::Arc::new(accounts(MAX_BYTES));
+        let mut held = Vec::new();
+        for _ in 0..MAX_FAILURES {
+            held.push(t.reserve("a".into()).await.unwrap());
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut waiters = Vec::new();
+        for i in 0..3 {
+            let (t, tx) = (t.clone(), tx.clone());
+            waiters.push(tokio::spawn(async move {
+                let r = t.reserve("a".into()).await.unwrap();
+                tx.send(i).unwrap();
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                drop(r);
+            }));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for expected in 0..3 {
+            drop(held.pop());
+            assert_eq!(rx.recv().await, Some(expected));
+            // A newcomer does not get ahead of those still in line.
+            let newcomer =
+                tokio::time::timeout(Duration::from_millis(20), t.reserve("a".into())).await;
+            assert!(newcomer.is_err());
+        }
+        for w in waiters {
+            w.abort();
+        }
     }
 
     #[tokio::test]

@@ -3,8 +3,10 @@
 
 pub mod applications;
 pub mod lockout;
+mod mfa;
 pub mod password;
 pub mod roles;
+pub mod totp;
 
 use std::net::IpAddr;
 
@@ -17,8 +19,9 @@ use time::OffsetDateTime;
 use crate::clock;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::store::{Account, Session, Store, StoreError};
+use crate::store::{Account, Session, Stage, Store, StoreError};
 use lockout::{AccountPolicy, Accounts, AddressPolicy, Addresses, address_key};
+pub use mfa::{BUILTIN_TOTP_PROVIDER, Partial, Seed};
 use password::Passwords;
 pub use roles::Privilege;
 
@@ -149,11 +152,12 @@ impl Auth {
     /// session expired or was revoked, or the account is gone or inactive.
     pub fn caller_of(&self, hash: &[u8; 32]) -> Result<Caller, ApiError> {
         let hash = *hash;
-        let (account_id, expires) = self
+        let (account_id, expires, stage) = self
             .store
             .session_holder(&hash)?
             .ok_or_else(ApiError::unauthorized)?;
-        if expires <= clock::millis(clock::now()) {
+        // A token still in the middle of a multi-step sign-in opens nothing else.
+        if !stage.is_full() || expires <= clock::millis(clock::now()) {
             return Err(ApiError::unauthorized());
         }
         if let Some(holder) = account_id.strip_prefix(applications::HOLDER_PREFIX) {
@@ -185,13 +189,30 @@ impl Auth {
 
     /// Checks credentials (with the per-address limit and the account lockout) and opens a
     /// session. The same 401 answers a wrong password, an unknown or inactive account and an
-    /// account without a password. `peer` is the client's address.
+    /// account without a password. `peer` is the client's address. While administrator MFA
+    /// is on, an account that is not exempted must sign in with a one-time code instead
+    /// (refused before its password is looked at).
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         peer: Option<IpAddr>,
     ) -> Result<Login, ApiError> {
+        if self.mfa_required(username)? {
+            return Err(ApiError::mfa_required());
+        }
+        let account = self.check_password(username, password, peer).await?;
+        self.open_session(&account.id, true, Stage::Full).await
+    }
+
+    /// The active account whose password this is (counted against the per-address limit
+    /// and the account lockout), or the one 401 for every kind of failure.
+    pub(crate) async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Account, ApiError> {
         if username.chars().count() > MAX_USERNAME_CHARS {
             return Err(ApiError::field(
                 "username",
@@ -224,7 +245,7 @@ impl Auth {
         slot.succeeded();
         // The address's budget is not given back by a success: failures stay paid for.
         drop(address);
-        self.open_session(&account.id, true).await
+        Ok(account)
     }
 
     /// A slot in the failed-login budget of the client's address, when that limit applies
@@ -234,12 +255,14 @@ impl Auth {
         peer: Option<IpAddr>,
     ) -> Result<Option<lockout::Reservation<'_, IpAddr, AddressPolicy>>, ApiError> {
         Ok(match (&self.addresses, peer) {
-            (Some(table), Some(ip)) if self.limit_loopback || !ip.is_loopback() => Some(
-                table
-                    .reserve(address_key(ip))
-                    .await
-                    .map_err(ApiError::too_many_requests)?,
-            ),
+            (Some(table), Some(ip)) if self.limit_loopback || !ip.to_canonical().is_loopback() => {
+                Some(
+                    table
+                        .reserve(address_key(ip))
+                        .await
+                        .map_err(ApiError::too_many_requests)?,
+                )
+            }
             _ => None,
         })
     }
@@ -274,7 +297,7 @@ impl Auth {
         if let Some(holder) = caller.application() {
             return self.refresh_application(holder, caller).await;
         }
-        let login = self.open_session_nowait(&caller.account_id, false)?;
+        let login = self.open_session_nowait(&caller.account_id, false, Stage::Full)?;
         self.store.revoke_session(&caller.token_hash).await?;
         Ok(login)
     }
@@ -284,15 +307,25 @@ impl Auth {
         Ok(())
     }
 
-    async fn open_session(&self, account_id: &str, stamp_login: bool) -> Result<Login, ApiError> {
-        let login = self.open_session_nowait(account_id, stamp_login)?;
+    async fn open_session(
+        &self,
+        account_id: &str,
+        stamp_login: bool,
+        stage: Stage,
+    ) -> Result<Login, ApiError> {
+        let login = self.open_session_nowait(account_id, stamp_login, stage)?;
         self.store.durable().await?;
         Ok(login)
     }
 
-    fn open_session_nowait(&self, account_id: &str, stamp_login: bool) -> Result<Login, ApiError> {
+    fn open_session_nowait(
+        &self,
+        account_id: &str,
+        stamp_login: bool,
+        stage: Stage,
+    ) -> Result<Login, ApiError> {
         let now = clock::now();
-        let (token, session) = self.put_session(account_id, None)?;
+        let (token, session) = self.put_session(account_id, None, stage)?;
         let account = if stamp_login {
             self.store
                 .update_account_nowait(account_id, &mut |a: &mut Account| {
@@ -314,7 +347,12 @@ impl Auth {
 
     /// Stores a new session for `holder` (without waiting), living the configured token
     /// lifetime but never past `until` (Unix ms); its token.
-    fn put_session(&self, holder: &str, until: Option<i64>) -> Result<(String, Session), ApiError> {
+    fn put_session(
+        &self,
+        holder: &str,
+        until: Option<i64>,
+        stage: Stage,
+    ) -> Result<(String, Session), ApiError> {
         let lifetime_ms = self.store.settings()?.token_lifetime_ms();
         let now = clock::millis(clock::now());
         let (token, hash) = new_token();
@@ -322,6 +360,7 @@ impl Auth {
             account_id: holder.to_string(),
             created: now,
             expires: until.map_or(now + lifetime_ms, |u| u.min(now + lifetime_ms)),
+            stage,
         };
         self.store.put_session(&hash, &session, self.max_sessions)?;
         Ok((token, session))

@@ -18,6 +18,11 @@ pub enum Privilege {
     Backup,
     /// Registering applications and issuing their keys (administrators only).
     ManageApplications,
+    /// Administrator MFA settings (administrators only).
+    ViewMfaSettings,
+    EditMfaSettings,
+    /// Resetting another account's authenticator (administrators only).
+    ResetAuthenticators,
 }
 
 impl Privilege {
@@ -32,8 +37,10 @@ impl Privilege {
             ExportClientProfiles => ("Export", "ClientProfile"),
             ViewGlobalSettings => ("View", "GlobalSetting"),
             EditGlobalSettings => ("Edit", "GlobalSetting"),
+            ViewMfaSettings => ("View", "AdminMfaSettings"),
+            EditMfaSettings => ("Edit", "AdminMfaSettings"),
             ListAdminProfiles | ViewAdminProfiles | CreateAdminProfiles | UpdateAdminProfiles
-            | Backup | ManageApplications => return None,
+            | Backup | ManageApplications | ResetAuthenticators => return None,
         })
     }
 
@@ -54,6 +61,9 @@ impl Privilege {
             UpdateAdminProfiles => "adminProfiles.update",
             Backup => "backup",
             ManageApplications => "applications.manage",
+            ViewMfaSettings => "adminMfaSettings.view",
+            EditMfaSettings => "adminMfaSettings.edit",
+            ResetAuthenticators => "adminProfiles.resetAuthenticator",
         }
     }
 }
@@ -90,6 +100,9 @@ pub const CATALOGUE: &[Role] = &[
             UpdateAdminProfiles,
             Backup,
             ManageApplications,
+            ViewMfaSettings,
+            EditMfaSettings,
+            ResetAuthenticators,
         ],
     },
     Role {

@@ -14,7 +14,7 @@ use super::DIALECT;
 use super::profile_input::{Mode, role_list};
 use crate::app::App;
 use crate::auth::roles::ADMIN_ROLE;
-use crate::auth::{self, Caller};
+use crate::auth::{self, Caller, Login};
 use crate::clock;
 use crate::error::{ApiError, FieldError, Kind};
 use crate::http::{self, Resp};
@@ -37,20 +37,11 @@ pub async fn client_credentials(
     app: &App,
     headers: &HeaderMap,
     peer: Option<IpAddr>,
-) -> Result<Resp, ApiError> {
-    let login = app
-        .auth
+) -> Result<Login, ApiError> {
+    app.auth
         .application_login(auth::bearer(headers), peer)
         .await
-        .map_err(with_oauth_error)?;
-    Ok(http::ok_json(
-        &json!({
-            "access_token": login.token,
-            "token_type": "bearer",
-            "expires_in": login.lifetime_secs,
-        }),
-        DIALECT,
-    ))
+        .map_err(with_oauth_error)
 }
 
 fn with_oauth_error(mut e: ApiError) -> ApiError {

@@ -2,6 +2,7 @@
 
 mod admin_profiles;
 mod applications;
+mod authenticator;
 mod list;
 mod login;
 mod password_reset;

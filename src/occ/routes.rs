@@ -3,7 +3,7 @@
 use hyper::Method;
 use hyper::header::HeaderMap;
 
-use super::{admin_profiles, applications, login, password_reset, roles};
+use super::{admin_profiles, applications, authenticator, login, password_reset, roles};
 use crate::auth::Privilege::*;
 use crate::error::{ApiError, Dialect};
 use crate::routes::Access::{Privileged, Public, SignedIn};
@@ -11,11 +11,14 @@ use crate::routes::{Route, Table, buffered};
 
 pub static TABLE: Table = Table {
     dialect: Dialect::Occ,
-    prefixes: &["/ccadmin/v1"],
+    // The admin UI's prefix serves the same API (occ-tools and the Design Code Utility sign in
+    // there).
+    prefixes: &["/ccadmin/v1", "/ccadminui/v1"],
     routes: ROUTES,
     precheck,
     not_found: "No such resource.",
     unmatched: "occ.unmatched",
+    on_error: super::login::oauth_error,
 };
 
 const ROUTES: &[Route] = &[
@@ -24,6 +27,38 @@ const ROUTES: &[Route] = &[
         "login",
         "occ.login",
         Public(|cx| buffered(login::login(cx))),
+    ),
+    Route::new(
+        Method::POST,
+        "login/",
+        "occ.login_slash",
+        Public(|cx| buffered(login::login(cx))),
+    ),
+    Route::new(
+        Method::POST,
+        "mfalogin",
+        "occ.mfalogin",
+        Public(|cx| buffered(login::mfa_login(cx))),
+    ),
+    Route::new(
+        Method::POST,
+        "mfalogin/",
+        "occ.mfalogin_slash",
+        Public(|cx| buffered(login::mfa_login(cx))),
+    ),
+    Route::new(
+        Method::POST,
+        "adminProfiles/getAuthenticatorInfo",
+        "occ.admin_profiles.get_authenticator_info",
+        Public(|cx| buffered(authenticator::get_info(cx))),
+    ),
+    Route::new(
+        Method::POST,
+        "adminProfiles/resetAuthenticatorKey",
+        "occ.admin_profiles.reset_authenticator_key",
+        Privileged(ResetAuthenticators, |cx, who| {
+            buffered(authenticator::reset_key(cx, who))
+        }),
     ),
     Route::new(
         Method::POST,

@@ -40,6 +40,24 @@ pub struct Account {
     /// Argon2id PHC string; `None` until a password is set (the account cannot log in).
     #[serde(default)]
     pub password_hash: Option<String>,
+    /// The account's authenticator seed, once one was handed out. Never shown again after
+    /// its first code was accepted, never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<Totp>,
+}
+
+/// An authenticator (TOTP) seed and what has been done with it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Totp {
+    /// Base32, as authenticator apps take it.
+    pub secret: String,
+    /// A code was accepted: the seed is set up and is not handed out again.
+    #[serde(default)]
+    pub confirmed: bool,
+    /// The step of the last accepted code: a code is accepted once.
+    #[serde(default)]
+    pub last_step: u64,
 }
 
 /// What authentication needs of an account, which every authenticated request re-reads.
@@ -110,6 +128,7 @@ impl Store {
             external: false,
             tour_complete: false,
             password_hash: new.password_hash,
+            totp: None,
         };
         self.inner.tables.accounts.insert(
             account.id.as_bytes(),

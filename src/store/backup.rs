@@ -6,13 +6,16 @@
 //! {"kind":"secret","value":"<64 hex>"}
 //! {"kind":"collectiveId","value":"<uuid>"}
 //! {"kind":"settings","value":{…}}              (absent when the settings are the defaults)
-//! {"kind":"account","value":{…}}               (one per account, with its password hash)
+//! {"kind":"adminMfa","value":{…}}              (absent when administrator MFA was never set)
+//! {"kind":"account","value":{…}}               (one per account, with its password hash and
+//!                                               its authenticator seed)
 //! {"kind":"clientProfile","value":{…}}         (one per client profile)
 //! {"kind":"end","accounts":N,"clientProfiles":M}
 //! ```
 //! Sessions are not part of a backup: after a restore everybody logs in again.
 
 use std::io::BufRead;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -31,6 +34,7 @@ pub struct Snapshot {
     secret: [u8; 32],
     collective_id: Option<IVec>,
     settings: Option<IVec>,
+    admin_mfa: Option<IVec>,
     accounts: Vec<IVec>,
     client_profiles: Vec<IVec>,
 }
@@ -51,6 +55,7 @@ impl Store {
                 secret: self.inner.secret,
                 collective_id: self.meta().get(META_COLLECTIVE)?,
                 settings: self.inner.settings.get(super::settings::KEY)?,
+                admin_mfa: self.inner.settings.get(super::settings::MFA_KEY)?,
                 accounts: values(&self.inner.tables.accounts.records)?,
                 client_profiles: values(&self.inner.tables.client_profiles.table.records)?,
             }
@@ -104,7 +109,12 @@ impl Snapshot {
         let settings = self
             .settings
             .into_iter()
-            .map(|raw| raw_line("settings", &raw));
+            .map(|raw| raw_line("settings", &raw))
+            .chain(
+                self.admin_mfa
+                    .into_iter()
+                    .map(|raw| raw_line("adminMfa", &raw)),
+            );
         let accounts = self
             .accounts
             .into_iter()
@@ -138,19 +148,68 @@ fn raw_line(kind: &str, raw: &[u8]) -> Vec<u8> {
 }
 
 /// Restores a backup into `dir`, which must be empty or missing, rebuilding every index.
-/// Returns (accounts, client profiles) restored.
+/// Returns (accounts, client profiles) restored. The restore is built in a private directory
+/// beside `dir` and renamed into place only once complete and verified: a failed import
+/// leaves nothing behind that could be taken for a database.
 pub fn import(dir: &Path, input: impl BufRead) -> Result<(usize, usize), String> {
-    if dir.exists()
-        && std::fs::read_dir(dir)
-            .map_err(|e| e.to_string())?
-            .next()
-            .is_some()
-    {
-        return Err(format!(
-            "{} is not empty: import only restores into an empty directory",
-            dir.display()
-        ));
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => {
+            return Err(super::OpenError::NotADirectory {
+                path: dir.to_path_buf(),
+            }
+            .to_string());
+        }
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(dir)
+                .map_err(|e| super::OpenError::from_io(dir, e).to_string())?;
+            if entries.next().is_some() {
+                return Err(format!(
+                    "{} is not empty: import only restores into an empty directory",
+                    dir.display()
+                ));
+            }
+        }
+        Err(_) => {}
     }
+    let name = dir
+        .file_name()
+        .ok_or_else(|| format!("{} cannot be a data directory", dir.display()))?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&parent)
+        .map_err(|e| super::OpenError::from_io(&parent, e).to_string())?;
+    let staging = parent.join(format!(
+        ".{}.importing-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    }
+    let result = import_into(&staging, input).and_then(|counts| {
+        if dir.exists() {
+            std::fs::remove_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::rename(&staging, dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::File::open(&parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("{}: {e}", parent.display()))?;
+        Ok(counts)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+/// The import itself, into the new directory `dir`.
+fn import_into(dir: &Path, input: impl BufRead) -> Result<(usize, usize), String> {
+    super::open::prepare_dir(dir).map_err(|e| e.to_string())?;
     let db =
         super::open::open_sled(dir, &super::StoreOptions::default()).map_err(|e| e.to_string())?;
     let result = restore(&db, input);
@@ -224,6 +283,13 @@ fn restore(db: &sled::Db, input: impl BufRead) -> Result<(usize, usize), String>
                 decode::<super::GlobalSettings>(&bytes).map_err(|e| err(n, &e.to_string()))?;
                 settings
                     .insert(super::settings::KEY, bytes)
+                    .map_err(|e| e.to_string())?;
+            }
+            "adminMfa" => {
+                let bytes = serde_json::to_vec(value).expect("plain JSON");
+                decode::<super::AdminMfa>(&bytes).map_err(|e| err(n, &e.to_string()))?;
+                settings
+                    .insert(super::settings::MFA_KEY, bytes)
                     .map_err(|e| e.to_string())?;
             }
             "account" => {

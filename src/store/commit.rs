@@ -7,6 +7,10 @@
 //! a writer joins only after its writes are applied, so the flush that starts afterwards covers
 //! them. Writers that arrive during a round wait for the next one, which starts as soon as the
 //! current one ends; nobody is woken before their own round is done.
+//!
+//! Rounds are numbered and run one at a time: the number goes into sled before the flush and
+//! into the commit record beside it after the fdatasync (see `manifest`), so that a database
+//! sled recovered without its last commits is recognised at the next open.
 
 use std::fs::File;
 use std::path::Path;
@@ -18,8 +22,9 @@ use tokio::sync::oneshot;
 
 use super::StoreError;
 
-/// One durability round: sled's flush plus an fdatasync (replaceable in unit tests).
-type Sync = Box<dyn Fn() -> Result<(), StoreError> + Send + std::marker::Sync>;
+/// One durability round, given its number: sled's flush plus an fdatasync, and the commit
+/// record (replaceable in unit tests).
+type Sync = Box<dyn Fn(u64) -> Result<(), StoreError> + Send + std::marker::Sync>;
 
 /// Told `true` once the writer's round is durable, `false` when it failed.
 type Waiter = oneshot::Sender<bool>;
@@ -41,6 +46,10 @@ struct Shared {
     /// "succeeds" proves nothing: from here on no write is acknowledged.
     failed: AtomicBool,
     sync: Sync,
+    /// The number of the last round started; rounds are serialised by `round_lock`, so that
+    /// their numbers reach sled and the commit record in order.
+    seq: AtomicU64,
+    round_lock: Mutex<()>,
     rounds: AtomicU64,
     writes: AtomicU64,
 }
@@ -58,22 +67,37 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub(super) fn start(db: &sled::Db, dir: &Path) -> std::io::Result<GroupCommit> {
+    /// Starts the flusher. Round numbers continue after `last_seq`; each round runs
+    /// `before(n)` (which must write the number into sled), sled's flush, an fdatasync of the
+    /// database file, then `after(n)` (the commit record), before any writer is answered.
+    pub(super) fn start(
+        db: &sled::Db,
+        dir: &Path,
+        last_seq: u64,
+        before: impl Fn(u64) -> Result<(), StoreError> + Send + std::marker::Sync + 'static,
+        after: impl Fn(u64) -> Result<(), StoreError> + Send + std::marker::Sync + 'static,
+    ) -> std::io::Result<GroupCommit> {
         let file = File::open(dir.join("db"))?;
         let db = db.clone();
-        Self::with_sync(Box::new(move || {
-            db.flush()?;
-            file.sync_data()?;
-            Ok(())
-        }))
+        Self::with_sync(
+            Box::new(move |n| {
+                before(n)?;
+                db.flush()?;
+                file.sync_data()?;
+                after(n)
+            }),
+            last_seq,
+        )
     }
 
-    fn with_sync(sync: Sync) -> std::io::Result<GroupCommit> {
+    fn with_sync(sync: Sync, last_seq: u64) -> std::io::Result<GroupCommit> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             cv: Condvar::new(),
             failed: AtomicBool::new(false),
             sync,
+            seq: AtomicU64::new(last_seq),
+            round_lock: Mutex::new(()),
             rounds: AtomicU64::new(0),
             writes: AtomicU64::new(0),
         });
@@ -119,6 +143,11 @@ impl GroupCommit {
         self.shared.round()
     }
 
+    /// The number of the last round started (after `flush_now`: the last one completed).
+    pub(super) fn last_seq(&self) -> u64 {
+        self.shared.seq.load(Ordering::Acquire)
+    }
+
     pub(super) fn stats(&self) -> CommitStats {
         CommitStats {
             rounds: self.shared.rounds.load(Ordering::Relaxed),
@@ -162,7 +191,9 @@ impl Shared {
 
     /// One flush + fdatasync covering every write applied before it started.
     fn round(&self) -> Result<(), StoreError> {
-        match (self.sync)() {
+        let _one_at_a_time = self.round_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let n = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        match (self.sync)(n) {
             Ok(()) => Ok(()),
             Err(e) => {
                 tracing::error!(
@@ -211,11 +242,14 @@ mod tests {
         let rounds = Arc::new(AtomicU64::new(0));
         let counter = rounds.clone();
         let gc = Arc::new(
-            GroupCommit::with_sync(Box::new(move || {
-                counter.fetch_add(1, Ordering::SeqCst);
-                std::thread::sleep(std::time::Duration::from_millis(5));
-                Ok(())
-            }))
+            GroupCommit::with_sync(
+                Box::new(move |_| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    Ok(())
+                }),
+                0,
+            )
             .unwrap(),
         );
         let waiters: Vec<_> = (0..64)
@@ -241,11 +275,14 @@ mod tests {
         let (release, release_rx) = std::sync::mpsc::channel::<()>();
         let release_rx = Mutex::new(release_rx);
         let gc = Arc::new(
-            GroupCommit::with_sync(Box::new(move || {
-                started_tx.send(()).unwrap();
-                release_rx.lock().unwrap().recv().unwrap();
-                Ok(())
-            }))
+            GroupCommit::with_sync(
+                Box::new(move |_| {
+                    started_tx.send(()).unwrap();
+                    release_rx.lock().unwrap().recv().unwrap();
+                    Ok(())
+                }),
+                0,
+            )
             .unwrap(),
         );
         let wait = |gc: &Arc<GroupCommit>| {
@@ -275,17 +312,56 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rounds_are_numbered_in_order_after_the_last_one_recorded() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let gc = Arc::new(
+            GroupCommit::with_sync(
+                Box::new(move |n| {
+                    log.lock().unwrap().push(n);
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    Ok(())
+                }),
+                41,
+            )
+            .unwrap(),
+        );
+        let waiters: Vec<_> = (0..32)
+            .map(|_| {
+                let gc = gc.clone();
+                tokio::spawn(async move { gc.wait().await })
+            })
+            .collect();
+        // Rounds on the caller's thread run one at a time with the flusher's.
+        let direct = {
+            let gc = gc.clone();
+            std::thread::spawn(move || (0..5).try_for_each(|_| gc.flush_now()))
+        };
+        for w in waiters {
+            w.await.unwrap().unwrap();
+        }
+        direct.join().unwrap().unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let expected: Vec<u64> = (42..42 + seen.len() as u64).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(gc.last_seq(), *expected.last().unwrap());
+    }
+
     #[tokio::test]
     async fn a_failed_sync_refuses_every_later_write() {
         let fail = Arc::new(AtomicBool::new(false));
         let flag = fail.clone();
-        let gc = GroupCommit::with_sync(Box::new(move || {
-            if flag.load(Ordering::SeqCst) {
-                Err(StoreError::Io(std::io::Error::other("disk on fire")))
-            } else {
-                Ok(())
-            }
-        }))
+        let gc = GroupCommit::with_sync(
+            Box::new(move |_| {
+                if flag.load(Ordering::SeqCst) {
+                    Err(StoreError::Io(std::io::Error::other("disk on fire")))
+                } else {
+                    Ok(())
+                }
+            }),
+            0,
+        )
         .unwrap();
         gc.wait().await.unwrap();
         gc.check().unwrap();

@@ -6,6 +6,7 @@ mod applications;
 pub mod backup;
 mod client_profiles;
 mod commit;
+pub(crate) mod manifest;
 mod open;
 mod password_resets;
 mod profile_record;
@@ -21,14 +22,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-pub use accounts::{Account, NewAccount, administers, email_key};
+pub use accounts::{Account, NewAccount, Totp, administers, email_key};
 pub use applications::{Application, hex};
 pub use client_profiles::{Direction, profile_json};
 pub use password_resets::PasswordReset;
 pub use profile_types::{ClientProfile, ProfileType, ProfileUrl, name_key};
 pub use search::{Found, ProfileField, ProfileQuery};
-pub use sessions::Session;
-pub use settings::{AuditLogPersistenceMode, GlobalSettings, SpaMode};
+pub use sessions::{Session, Stage};
+pub use settings::{AdminMfa, AuditLogPersistenceMode, GlobalSettings, SpaMode};
 
 use client_profiles::ProfileTable;
 use commit::GroupCommit;
@@ -51,6 +52,9 @@ const META_ACCOUNT_FLOOR: &[u8] = b"account_number_floor";
 /// pause and the gate was closed before it was written), so the full check is skipped. Open
 /// removes it, durably, before serving: a crash later leaves no marker behind.
 const META_CLEAN: &[u8] = b"clean_shutdown";
+/// The number of the last group commit round (8 bytes, big-endian), written before its
+/// flush; compared with the commit record outside sled at open (see `manifest`).
+const META_COMMIT_SEQ: &[u8] = b"commit_seq";
 
 /// Tree names say which way they map.
 pub(crate) const TREE_ID_ACCOUNT: &str = "accountid_account";
@@ -114,8 +118,32 @@ impl From<std::io::Error> for StoreError {
 /// Why a data directory could not be opened. Shown to the operator as is.
 #[derive(Debug)]
 pub enum OpenError {
-    NewerSchema { found: u64 },
-    Unreadable { dir: PathBuf, cause: String },
+    NewerSchema {
+        found: u64,
+    },
+    PermissionDenied {
+        path: PathBuf,
+    },
+    NotADirectory {
+        path: PathBuf,
+    },
+    /// Another process holds sled's lock on the database file.
+    Locked {
+        dir: PathBuf,
+    },
+    /// Something is where the database should be that profiled did not write.
+    Foreign {
+        dir: PathBuf,
+    },
+    /// Data is missing or unreadable: never served, changed or set up anew.
+    Damaged {
+        dir: PathBuf,
+        what: String,
+    },
+    Unreadable {
+        dir: PathBuf,
+        cause: String,
+    },
 }
 
 impl fmt::Display for OpenError {
@@ -124,6 +152,31 @@ impl fmt::Display for OpenError {
             OpenError::NewerSchema { found } => write!(
                 f,
                 "the database was written by a newer profiled (schema {found}, this build reads up to {SCHEMA_VERSION}); run that version or restore a backup made by this one"
+            ),
+            OpenError::PermissionDenied { path } => write!(
+                f,
+                "permission denied on {}: run profiled as the user that owns the data directory, or give that user access to it",
+                path.display()
+            ),
+            OpenError::NotADirectory { path } => write!(
+                f,
+                "{} is not a directory: point --data-dir (PROFILED_DATA_DIR) at a directory",
+                path.display()
+            ),
+            OpenError::Locked { dir } => write!(
+                f,
+                "the database in {} is locked: is another profiled running on this directory? Stop it first (a running server makes backups with GET /admin/backup)",
+                dir.display()
+            ),
+            OpenError::Foreign { dir } => write!(
+                f,
+                "{} holds files but no profiled database: profiled leaves them alone. Point --data-dir at an empty or new directory",
+                dir.display()
+            ),
+            OpenError::Damaged { dir, what } => write!(
+                f,
+                "the database in {} is damaged: {what}. profiled did not serve, change or set it up anew: restore it from a backup (profiled import) into an empty directory and point --data-dir at it",
+                dir.display()
             ),
             OpenError::Unreadable { dir, cause } => write!(
                 f,
@@ -149,12 +202,16 @@ pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 pub struct StoreOptions {
     /// sled's page cache, in bytes. sled's own default (1 GiB) is too much for an appliance.
     pub cache_capacity: u64,
+    /// Open a database even when it lost data the commit record knows of (logged as an
+    /// error): for `export --salvage`, on a private copy. Never for a server.
+    pub salvage: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_capacity: 128 * 1024 * 1024,
+            salvage: false,
         }
     }
 }
@@ -170,7 +227,7 @@ impl Tables {
     /// restore).
     pub(crate) fn open(db: &sled::Db, gate: &unique::Gate, indexed: bool) -> sled::Result<Tables> {
         Ok(Tables {
-            accounts: UniqueTable::new(
+            accounts: UniqueTable::counted(
                 db.open_tree(TREE_ID_ACCOUNT)?,
                 db.open_tree(TREE_EMAIL_ACCOUNT)?,
                 gate.clone(),
@@ -211,7 +268,11 @@ struct Inner {
     db: sled::Db,
     gate: unique::Gate,
     meta: sled::Tree,
-    tables: Tables,
+    tables: Arc<Tables>,
+    ledger: Arc<manifest::Ledger>,
+    /// (accounts, client profiles) the commit record says a clean stop left, when nothing was
+    /// committed since: a full scan must find exactly these.
+    expected: Option<(u64, u64)>,
     account_floor: u64,
     sessions: sled::Tree,
     /// Each account's sessions, for the per-account cap.
@@ -252,7 +313,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens without repairing anything (for `profiled check`).
+    /// Opens without repairing anything (for `profiled check`). Refuses a database that lost
+    /// commits the record outside sled knows of (see `manifest`), before writing anything.
     pub fn open_unrepaired(
         dir: &Path,
         options: &StoreOptions,
@@ -261,37 +323,75 @@ impl Store {
             dir: dir.to_path_buf(),
             cause,
         };
-        std::fs::create_dir_all(dir).map_err(|e| unreadable(e.to_string()))?;
+        let damaged = |what: String| OpenError::Damaged {
+            dir: dir.to_path_buf(),
+            what,
+        };
+        open::prepare_dir(dir)?;
         // sled treats a damaged log as a torn tail and may recover it as empty: a database file
         // with content but without profiled's stamp (written and flushed before a store ever
         // serves) is damaged, not new.
         let existed = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
-        let db = open::open_sled(dir, options).map_err(|e| unreadable(e.to_string()))?;
-        let tree = |name: &str| db.open_tree(name).map_err(|e| unreadable(e.to_string()));
+        let record = manifest::read(dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
+                path: dir.join(manifest::FILE),
+            },
+            _ => damaged(e.to_string()),
+        })?;
+        let db = open::open_sled(dir, options)?;
+        open::tighten_files(dir);
+        let tree = |name: &str| db.open_tree(name).map_err(|e| open::sled_error(dir, e));
         let meta = tree(META)?;
-        match meta
-            .get(META_SCHEMA)
-            .map_err(|e| unreadable(e.to_string()))?
-        {
-            Some(v) => {
-                let found = u64::from_be_bytes(
-                    v.as_ref()
-                        .try_into()
-                        .map_err(|_| unreadable("schema version is not 8 bytes".into()))?,
-                );
-                if found > SCHEMA_VERSION {
-                    return Err(OpenError::NewerSchema { found });
-                }
+        let u64_at = |key: &[u8]| -> Result<Option<u64>, OpenError> {
+            match meta.get(key).map_err(|e| open::sled_error(dir, e))? {
+                None => Ok(None),
+                Some(v) => v
+                    .as_ref()
+                    .try_into()
+                    .map(|b| Some(u64::from_be_bytes(b)))
+                    .map_err(|_| {
+                        damaged(format!("{} is not 8 bytes", String::from_utf8_lossy(key)))
+                    }),
             }
-            None if existed => {
-                return Err(unreadable(
-                    "the database file exists but sled recovered no profiled data from it: it is damaged (or was not written by profiled)".into(),
+        };
+        let gate = unique::Gate::default();
+        let tables = Tables::open(&db, &gate, true).map_err(|e| open::sled_error(dir, e))?;
+        let accounts = tables.accounts.records.len() as u64;
+        tables.accounts.set_count(accounts);
+        let seq = u64_at(META_COMMIT_SEQ)?.unwrap_or(0);
+        let marker = meta
+            .get(META_CLEAN)
+            .map_err(|e| open::sled_error(dir, e))?
+            .and_then(|m| {
+                m.get(..8)
+                    .map(|c| u64::from_be_bytes(c.try_into().expect("8")))
+            });
+        if let Err(missing) = open::compare_with_record(record, seq, accounts, marker) {
+            if !options.salvage {
+                return Err(damaged(missing));
+            }
+            tracing::error!(%missing, "salvaging what is left of a damaged database");
+        }
+        match u64_at(META_SCHEMA)? {
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(OpenError::NewerSchema { found });
+            }
+            Some(_) => {}
+            None if existed || record.is_some() => {
+                return Err(damaged(
+                    "the database file exists but sled recovered no profiled data from it (or it was not written by profiled)".into(),
                 ));
             }
-            None => {
-                meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())
-                    .map_err(|e| unreadable(e.to_string()))?;
-            }
+            None => {}
+        }
+        // After a clean stop with nothing since, the exact counts every full scan must find.
+        let expected = record
+            .filter(|r| r.clean && r.seq == seq && !options.salvage)
+            .map(|r| (r.accounts, r.client_profiles));
+        // Nothing is written before this point.
+        if u64_at(META_SCHEMA)?.is_none() {
+            meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())
+                .map_err(|e| unreadable(e.to_string()))?;
         }
         let secret = match meta
             .get(META_SECRET)
@@ -300,7 +400,7 @@ impl Store {
             Some(v) => v
                 .as_ref()
                 .try_into()
-                .map_err(|_| unreadable("installation secret is not 32 bytes".into()))?,
+                .map_err(|_| damaged("installation secret is not 32 bytes".into()))?,
             None => {
                 let mut s = [0u8; 32];
                 getrandom::fill(&mut s).map_err(|e| unreadable(e.to_string()))?;
@@ -309,31 +409,66 @@ impl Store {
                 s
             }
         };
-        let gate = unique::Gate::default();
-        let tables = Tables::open(&db, &gate, true).map_err(|e| unreadable(e.to_string()))?;
-        let account_floor = match meta
-            .get(META_ACCOUNT_FLOOR)
-            .map_err(|e| unreadable(e.to_string()))?
-        {
-            Some(v) => u64::from_be_bytes(
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| unreadable("account number floor is not 8 bytes".into()))?,
-            ),
-            None => accounts::FIRST_ACCOUNT_NUMBER,
-        };
+        let account_floor = u64_at(META_ACCOUNT_FLOOR)?.unwrap_or(accounts::FIRST_ACCOUNT_NUMBER);
         let sessions = tree(TREE_TOKENHASH_SESSION)?;
         let settings = tree(TREE_SETTINGS)?;
         let applications =
             applications::ApplicationTrees::open(&db).map_err(|e| unreadable(e.to_string()))?;
         let password_resets = tree(TREE_TOKENHASH_PASSWORD_RESET)?;
-        let commit = GroupCommit::start(&db, dir).map_err(|e| unreadable(e.to_string()))?;
+        let tables = Arc::new(tables);
+        let last_seq = seq.max(record.map_or(0, |r| r.seq));
+        let ledger = Arc::new(
+            manifest::Ledger::open(
+                dir,
+                manifest::Record {
+                    seq: last_seq,
+                    accounts,
+                    client_profiles: marker.unwrap_or(0),
+                    clean: false,
+                },
+            )
+            .map_err(|e| unreadable(format!("cannot write {}: {e}", manifest::FILE)))?,
+        );
+        let commit = {
+            let (meta, tables, ledger) = (meta.clone(), tables.clone(), ledger.clone());
+            // Counted before the flush: every write counted is in sled already, so the counts
+            // recorded are never more than what the round made durable.
+            let counted = Arc::new(std::sync::Mutex::new((0, 0)));
+            let after_counts = counted.clone();
+            GroupCommit::start(
+                &db,
+                dir,
+                last_seq,
+                move |n| {
+                    *counted.lock().unwrap_or_else(|p| p.into_inner()) = (
+                        tables.accounts.count(),
+                        tables.client_profiles.table.count(),
+                    );
+                    meta.insert(META_COMMIT_SEQ, &n.to_be_bytes())?;
+                    Ok(())
+                },
+                move |n| {
+                    let (accounts, client_profiles) =
+                        *after_counts.lock().unwrap_or_else(|p| p.into_inner());
+                    ledger.write(&manifest::Record {
+                        seq: n,
+                        accounts,
+                        client_profiles,
+                        clean: false,
+                    })?;
+                    Ok(())
+                },
+            )
+            .map_err(|e| unreadable(e.to_string()))?
+        };
         let store = Store {
             inner: Arc::new(Inner {
                 db,
                 gate,
                 meta,
                 tables,
+                ledger,
+                expected,
                 account_floor,
                 sessions,
                 session_index: Default::default(),
@@ -373,7 +508,44 @@ impl Store {
                 .unrepairable
                 .push(format!("the global settings: {e}"));
         }
+        if let Err(e) = self.admin_mfa() {
+            report
+                .unrepairable
+                .push(format!("the Admin MFA settings: {e}"));
+        }
+        // An authenticator seed that cannot be read would lock its account out of MFA.
+        for item in self.inner.tables.accounts.records.iter() {
+            let (_, value) = item?;
+            if let Ok(a) = decode::<Account>(&value)
+                && let Some(t) = &a.totp
+                && crate::auth::totp::from_base32(&t.secret).is_none_or(|k| k.len() < 10)
+            {
+                report.unrepairable.push(format!(
+                    "account {}: its authenticator seed is unreadable",
+                    a.id
+                ));
+            }
+        }
+        let found = (
+            self.inner.tables.accounts.count(),
+            self.client_profile_count(),
+        );
+        if let Some(missing) = self.missing(found) {
+            report.unrepairable.push(missing);
+        }
         Ok(())
+    }
+
+    /// Whether (accounts, client profiles) found by a full scan fall short of what the commit
+    /// record says a clean stop left; says what is missing.
+    pub fn missing(&self, found: (u64, u64)) -> Option<String> {
+        let expected = self.inner.expected?;
+        (found != expected).then(|| {
+            format!(
+                "the database was stopped cleanly with {} admin profile(s) and {} client profile(s), but {} and {} can be read",
+                expected.0, expected.1, found.0, found.1
+            )
+        })
     }
 
     /// Waits until every write this task made before the call is on disk (group commit).

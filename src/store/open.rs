@@ -1,12 +1,201 @@
 //! Opening and closing the database: sled's parameters, the start-up check and repair, and the
 //! clean-shutdown marker that lets the next start skip them.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
+use super::manifest::{self, Record};
 use super::unique::RepairReport;
 use super::{
     META_CLEAN, META_SCHEMA, OpenError, SCHEMA_VERSION, Store, StoreError, StoreOptions, search,
 };
+
+/// Permissions of the data directory: it holds password hashes and the installation secret.
+const DIR_MODE: u32 = 0o700;
+/// Permissions of every file in it.
+const FILE_MODE: u32 = 0o600;
+
+fn io_error(path: &Path, e: std::io::Error) -> OpenError {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
+            path: path.to_path_buf(),
+        },
+        std::io::ErrorKind::NotADirectory => OpenError::NotADirectory {
+            path: path.to_path_buf(),
+        },
+        _ => OpenError::Unreadable {
+            dir: path.to_path_buf(),
+            cause: e.to_string(),
+        },
+    }
+}
+
+/// Creates the data directory (0700) or checks the one there: a directory, profiled's own or
+/// empty, and closed to other users (an open one is tightened, with a warning).
+pub(super) fn prepare_dir(dir: &Path) -> Result<(), OpenError> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(dir)
+                .map_err(|e| io_error(dir, e));
+        }
+        Err(e) => return Err(io_error(dir, e)),
+        Ok(m) if !m.is_dir() => {
+            return Err(OpenError::NotADirectory {
+                path: dir.to_path_buf(),
+            });
+        }
+        Ok(m) => {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE))
+                    .map_err(|e| io_error(dir, e))?;
+                tracing::warn!(
+                    dir = %dir.display(),
+                    was = format_args!("{mode:o}"),
+                    now = format_args!("{DIR_MODE:o}"),
+                    "the data directory was open to other users; its permissions were tightened"
+                );
+            }
+        }
+    }
+    let mut entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
+    let has = |name: &str| dir.join(name).exists();
+    // sled writes `conf` when it creates a database: a `db` file with content but without it
+    // is not sled's, and sled would take it for a torn log and write over it.
+    let foreign_db = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0) && !has("conf");
+    if foreign_db
+        || (entries.next().is_some() && !has("db") && !has("conf") && !has(manifest::FILE))
+    {
+        return Err(OpenError::Foreign {
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Makes every file sled (or profiled) created in the data directory private (0600): sled
+/// creates them with the process's umask.
+pub(super) fn tighten_files(dir: &Path) {
+    let mut tightened = 0;
+    let visit = |d: &Path, tightened: &mut usize| -> std::io::Result<Vec<std::path::PathBuf>> {
+        let mut subdirs = Vec::new();
+        for entry in std::fs::read_dir(d)? {
+            let entry = entry?;
+            let m = entry.metadata()?;
+            let (want, path) = if m.is_dir() {
+                subdirs.push(entry.path());
+                (DIR_MODE, entry.path())
+            } else {
+                (FILE_MODE, entry.path())
+            };
+            if m.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(want))?;
+                *tightened += 1;
+            }
+        }
+        Ok(subdirs)
+    };
+    let result = visit(dir, &mut tightened).and_then(|subdirs| {
+        subdirs
+            .iter()
+            .try_for_each(|d| visit(d, &mut tightened).map(|_| ()))
+    });
+    match result {
+        Ok(()) if tightened > 0 => tracing::info!(
+            dir = %dir.display(),
+            files = tightened,
+            "made the database files private (mode 600)"
+        ),
+        Ok(()) => {}
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not make the database files private")
+        }
+    }
+}
+
+/// What a sled error at open means for the operator.
+pub(super) fn sled_error(dir: &Path, e: sled::Error) -> OpenError {
+    match e {
+        sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
+            OpenError::Locked {
+                dir: dir.to_path_buf(),
+            }
+        }
+        sled::Error::Io(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            io_error(dir, e)
+        }
+        sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => OpenError::Damaged {
+            dir: dir.to_path_buf(),
+            what: format!("sled cannot read it ({e})"),
+        },
+        other => OpenError::Unreadable {
+            dir: dir.to_path_buf(),
+            cause: other.to_string(),
+        },
+    }
+}
+
+/// Compares what sled recovered with the commit record kept beside it (see `manifest`):
+/// `seq` is sled's last round number, `accounts` the accounts it holds, `clean_count` the
+/// client-profile count of its clean-stop marker, if it has one. Says what is missing.
+pub(super) fn compare_with_record(
+    record: Option<Record>,
+    seq: u64,
+    accounts: u64,
+    clean_count: Option<u64>,
+) -> Result<(), String> {
+    let Some(r) = record else {
+        return if seq > 0 {
+            Err(format!(
+                "its commit record {} is missing (the database has {seq} commits), so profiled cannot tell whether data was lost",
+                manifest::FILE
+            ))
+        } else {
+            // A new database, or one from a build that kept no record.
+            Ok(())
+        };
+    };
+    if seq < r.seq {
+        return Err(format!(
+            "the last {} commit(s) are missing: the database ends at commit {seq}, the commit record at {}{}",
+            r.seq - seq,
+            r.seq,
+            if r.clean {
+                format!(
+                    " (stopped cleanly with {} admin profile(s) and {} client profile(s))",
+                    r.accounts, r.client_profiles
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if accounts < r.accounts {
+        return Err(format!(
+            "{} admin profile(s) were committed, {accounts} are left",
+            r.accounts
+        ));
+    }
+    // A clean stop was the last thing written: sled must hold exactly what it recorded. (A
+    // later round means the store was opened again since, which removed the marker.)
+    if let Some(count) = clean_count.filter(|_| r.clean && seq == r.seq)
+        && (accounts, count) != (r.accounts, r.client_profiles)
+    {
+        return Err(format!(
+            "it was stopped cleanly with {} admin profile(s) and {} client profile(s), but holds {accounts} and {count}",
+            r.accounts, r.client_profiles
+        ));
+    }
+    Ok(())
+}
 
 /// Size of sled's log segments (and write buffers) for a new database. sled frees space a
 /// segment at a time, once at most half of it is live: with its default of 512 KiB a store of
@@ -28,15 +217,20 @@ pub(super) fn created_segment_size(dir: &Path) -> Option<usize> {
 /// background thread shortly after the last handle is dropped, so a reopen in the same process
 /// (restart in tests, `import`) can find it still held. Another running server keeps it, and
 /// then the error stands.
-pub(super) fn open_sled(dir: &Path, options: &StoreOptions) -> sled::Result<sled::Db> {
+pub(super) fn open_sled(dir: &Path, options: &StoreOptions) -> Result<sled::Db, OpenError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
-        match sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(options.cache_capacity)
-            .segment_size(created_segment_size(dir).unwrap_or(SEGMENT_SIZE))
-            .open()
-        {
+            .segment_size(created_segment_size(dir).unwrap_or(SEGMENT_SIZE));
+        // sled panics on some damage it meets while recovering its log.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+            .map_err(|_| OpenError::Damaged {
+                dir: dir.to_path_buf(),
+                what: "sled failed while reading its log".into(),
+            })?;
+        match opened {
             // sled reports the lock as `Other`, with the cause in the message.
             Err(sled::Error::Io(e))
                 if (e.kind() == std::io::ErrorKind::WouldBlock
@@ -45,7 +239,7 @@ pub(super) fn open_sled(dir: &Path, options: &StoreOptions) -> sled::Result<sled
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            other => return other,
+            other => return other.map_err(|e| sled_error(dir, e)),
         }
     }
 }
@@ -162,6 +356,96 @@ impl Store {
             }
         }
         self.inner.meta.insert(META_CLEAN, marker)?;
-        self.inner.commit.flush_now()
+        self.inner.commit.flush_now()?;
+        // The commit record's last word: exactly this, stopped cleanly.
+        self.inner.ledger.write_durably(&Record {
+            seq: self.inner.commit.last_seq(),
+            accounts: self.inner.tables.accounts.count(),
+            client_profiles: self.client_profile_count(),
+            clean: true,
+        })?;
+        Ok(())
+    }
+}
+
+impl OpenError {
+    /// The error for an I/O failure on `path` (permission denied, not a directory, …).
+    pub fn from_io(path: &Path, e: std::io::Error) -> OpenError {
+        io_error(path, e)
+    }
+
+    /// The same error about `dir` (for an error met in a copy of it).
+    pub fn for_dir(self, dir: &Path) -> OpenError {
+        let dir = dir.to_path_buf();
+        match self {
+            OpenError::PermissionDenied { .. } => OpenError::PermissionDenied { path: dir },
+            OpenError::NotADirectory { .. } => OpenError::NotADirectory { path: dir },
+            OpenError::Locked { .. } => OpenError::Locked { dir },
+            OpenError::Foreign { .. } => OpenError::Foreign { dir },
+            OpenError::Damaged { what, .. } => OpenError::Damaged { dir, what },
+            OpenError::Unreadable { cause, .. } => OpenError::Unreadable { dir, cause },
+            e @ OpenError::NewerSchema { .. } => e,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(e: sled::Error) -> String {
+        sled_error(Path::new("/data"), e).to_string()
+    }
+
+    #[test]
+    fn sled_errors_at_open_say_what_they_are() {
+        let io = |kind, m: &str| sled::Error::Io(std::io::Error::new(kind, m));
+        // Tests run as root, where no permission is ever denied: the mapping is checked here.
+        let m = message(io(std::io::ErrorKind::PermissionDenied, "EACCES"));
+        assert!(m.contains("permission denied on /data"), "{m}");
+        let m = message(io(
+            std::io::ErrorKind::Other,
+            "could not acquire lock on \"/data/db\": WouldBlock",
+        ));
+        assert!(
+            m.contains("is another profiled running on this directory?"),
+            "{m}"
+        );
+        let m = message(sled::Error::Corruption { at: None, bt: () });
+        assert!(m.contains("is damaged"), "{m}");
+        assert!(m.contains("restore it from a backup"), "{m}");
+    }
+
+    #[test]
+    fn the_commit_record_catches_lost_commits_accounts_and_records() {
+        let clean = Record {
+            seq: 10,
+            accounts: 3,
+            client_profiles: 20,
+            clean: true,
+        };
+        assert!(compare_with_record(Some(clean), 10, 3, Some(20)).is_ok());
+        let e = compare_with_record(Some(clean), 8, 3, Some(20)).unwrap_err();
+        assert!(e.contains("the last 2 commit(s) are missing"), "{e}");
+        let e = compare_with_record(Some(clean), 10, 0, Some(20)).unwrap_err();
+        assert!(
+            e.contains("3 admin profile(s) were committed, 0 are left"),
+            "{e}"
+        );
+        let e = compare_with_record(Some(clean), 10, 3, Some(17)).unwrap_err();
+        assert!(e.contains("holds 3 and 17"), "{e}");
+        // Opened again since the clean stop (which removed the marker): a crash's leftovers.
+        assert!(compare_with_record(Some(clean), 12, 3, None).is_ok());
+        // A round's record counts accounts before its flush: sled may hold more, never fewer.
+        let round = Record {
+            clean: false,
+            ..clean
+        };
+        assert!(compare_with_record(Some(round), 11, 4, None).is_ok());
+        assert!(compare_with_record(Some(round), 11, 2, None).is_err());
+        // No record: fine for a new database, not for one with commits.
+        assert!(compare_with_record(None, 0, 0, None).is_ok());
+        let e = compare_with_record(None, 5, 1, None).unwrap_err();
+        assert!(e.contains("profiled.commit is missing"), "{e}");
     }
 }

@@ -18,6 +18,26 @@ pub struct Session {
     pub created: i64,
     /// Unix milliseconds; the token is refused from then on.
     pub expires: i64,
+    /// How far the sign-in has come; only a `Full` session may call the API.
+    #[serde(default, skip_serializing_if = "Stage::is_full")]
+    pub stage: Stage,
+}
+
+/// The steps of Appgate's multi-step sign-in: the password was right (`Authenticated`),
+/// then also the one-time code (`MfaPassed`), then `GET /admin/authorization` made the
+/// token a full one. Every other login opens a `Full` session at once.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Stage {
+    #[default]
+    Full,
+    Authenticated,
+    MfaPassed,
+}
+
+impl Stage {
+    pub fn is_full(&self) -> bool {
+        *self == Stage::Full
+    }
 }
 
 /// Each account's sessions as (created, token hash), oldest first: what the per-account cap
@@ -101,20 +121,50 @@ impl Store {
     pub fn session_holder(
         &self,
         token_hash: &[u8; 32],
-    ) -> Result<Option<(String, i64)>, StoreError> {
+    ) -> Result<Option<(String, i64, Stage)>, StoreError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Holder<'a> {
             #[serde(borrow)]
             account_id: Cow<'a, str>,
             expires: i64,
+            #[serde(default)]
+            stage: Stage,
         }
         let Some(record) = self.inner.sessions.get(token_hash)? else {
             return Ok(None);
         };
         let h: Holder =
             serde_json::from_slice(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Some((h.account_id.into_owned(), h.expires)))
+        Ok(Some((h.account_id.into_owned(), h.expires, h.stage)))
+    }
+
+    /// Moves a session to `to` if it is still at `from`, and waits until durable. False when
+    /// the session is gone or was moved meanwhile.
+    pub async fn advance_session(
+        &self,
+        token_hash: &[u8; 32],
+        from: Stage,
+        to: Stage,
+    ) -> Result<bool, StoreError> {
+        self.writable()?;
+        let Some(old) = self.inner.sessions.get(token_hash)? else {
+            return Ok(false);
+        };
+        let mut session: Session = decode(&old)?;
+        if session.stage != from {
+            return Ok(false);
+        }
+        session.stage = to;
+        let swapped =
+            self.inner
+                .sessions
+                .compare_and_swap(token_hash, Some(old), Some(encode(&session)))?;
+        if swapped.is_err() {
+            return Ok(false);
+        }
+        self.durable().await?;
+        Ok(true)
     }
 
     /// Revokes one session and waits until the revocation is durable.

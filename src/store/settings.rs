@@ -8,6 +8,20 @@ use uuid::Uuid;
 use super::{META_COLLECTIVE, Store, StoreError, decode, encode};
 
 pub(super) const KEY: &[u8] = b"global";
+/// Appgate's Admin MFA settings, a record of their own: a reset of the global settings
+/// leaves them alone.
+pub(super) const MFA_KEY: &[u8] = b"adminMfa";
+
+/// Who must give a one-time code to sign in: every account but the exempted ones, while a
+/// provider is set. The only provider is the built-in TOTP one.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminMfa {
+    /// `None`: administrator MFA is off.
+    pub provider_id: Option<Uuid>,
+    /// As given (`CN=<e-mail>,OU=local` or the bare e-mail); compared ignoring case.
+    pub exempted_users: Vec<String>,
+}
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub enum SpaMode {
@@ -105,6 +119,23 @@ impl Store {
     pub async fn reset_settings(&self) -> Result<(), StoreError> {
         self.writable()?;
         self.inner.settings.remove(KEY)?;
+        self.durable().await
+    }
+
+    pub fn admin_mfa(&self) -> Result<AdminMfa, StoreError> {
+        match self.inner.settings.get(MFA_KEY)? {
+            Some(v) => decode(&v),
+            None => Ok(AdminMfa::default()),
+        }
+    }
+
+    /// Replaces the Admin MFA settings (`None`: back to off) and waits until durable.
+    pub async fn put_admin_mfa(&self, mfa: Option<&AdminMfa>) -> Result<(), StoreError> {
+        self.writable()?;
+        match mfa {
+            Some(m) => self.inner.settings.insert(MFA_KEY, encode(m))?,
+            None => self.inner.settings.remove(MFA_KEY)?,
+        };
         self.durable().await
     }
 

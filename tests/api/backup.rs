@@ -337,3 +337,116 @@ async fn backups_taken_during_concurrent_renames_always_restore() {
         w.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_restore_keeps_authenticator_seeds_and_the_mfa_settings() {
+    use profiled::auth::{BUILTIN_TOTP_PROVIDER, totp};
+    let s = TestServer::start().await;
+    let token = s.admin_token().await;
+    // A seed handed out and set up through Appgate's steps.
+    let seeded = s.app.store.account_by_email(ADMIN_EMAIL).unwrap().unwrap();
+    let secret = match s.app.auth.seed(&seeded).await.unwrap() {
+        profiled::auth::Seed::Secret(secret) => secret,
+        profiled::auth::Seed::AlreadySeeded => panic!("a new account has no seed"),
+    };
+    let key = totp::from_base32(&secret).unwrap();
+    let step = totp::step_of(time::OffsetDateTime::now_utc().unix_timestamp());
+    s.app
+        .auth
+        .check_code(&seeded, &totp::format(totp::code_at(&key, step)))
+        .await
+        .unwrap();
+    let r = s
+        .appgate(
+            Method::PUT,
+            "/admin/admin-mfa-settings",
+            Some(&token),
+            Some(serde_json::json!({"providerId": BUILTIN_TOTP_PROVIDER, "exemptedUsers": ["x@example.com"]})),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let backup = s
+        .appgate(Method::GET, "/admin/backup", Some(&token), None)
+        .await
+        .body;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &backup).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let restored = target.path().join("db");
+    let out = Command::new(BIN)
+        .args(["import", "--data-dir"])
+        .arg(&restored)
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(s);
+    let r = TestServer::start_in(target, test_config(&restored)).await;
+    // The settings came back: the password alone is refused, the code (the next one; the
+    // current one was spent before the backup) signs in.
+    assert_eq!(
+        r.occ_login_response(ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await
+            .status,
+        401
+    );
+    let form = format!(
+        "grant_type=password&username={}&password={}&totp_code={}",
+        urlencode(ADMIN_EMAIL),
+        urlencode(ADMIN_PASSWORD),
+        totp::format(totp::code_at(&key, step + 1))
+    );
+    let resp = r
+        .request(
+            Method::POST,
+            "/ccadmin/v1/mfalogin",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            form,
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{:?}", resp.json());
+    let t = resp.json()["access_token"].as_str().unwrap().to_string();
+    let m = r
+        .appgate(Method::GET, "/admin/admin-mfa-settings", Some(&t), None)
+        .await;
+    assert_eq!(
+        m.json()["exemptedUsers"],
+        serde_json::json!(["x@example.com"])
+    );
+}
+
+#[tokio::test]
+async fn check_reports_an_unreadable_authenticator_seed() {
+    let s = TestServer::start().await;
+    let admin = s.app.store.account_by_email(ADMIN_EMAIL).unwrap().unwrap();
+    s.app.auth.seed(&admin).await.unwrap();
+    let (dir, _) = s.stop().await;
+    let out = offline_check_output(dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    {
+        let db = open_raw_sled(dir.path());
+        let accounts = db.open_tree("accountid_account").unwrap();
+        let raw = accounts.get(admin.id.as_bytes()).unwrap().unwrap();
+        let mut record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        record["totp"]["secret"] = serde_json::json!("not base32!");
+        accounts
+            .insert(admin.id.as_bytes(), serde_json::to_vec(&record).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let out = offline_check_output(dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("authenticator seed is unreadable"),
+        "{stdout}"
+    );
+}

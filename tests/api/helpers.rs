@@ -137,8 +137,21 @@ impl TestServer {
         token: Option<&str>,
         body: Option<Value>,
     ) -> TestResponse {
+        self.appgate_accepting(ACCEPT_V23, method, path, token, body)
+            .await
+    }
+
+    /// An Appgate call with the given Accept header.
+    pub async fn appgate_accepting(
+        &self,
+        accept: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
         let auth = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("accept", ACCEPT_V23)];
+        let mut headers = vec![("accept", accept)];
         if let Some(a) = &auth {
             headers.push(("authorization", a));
         }
@@ -239,6 +252,22 @@ pub async fn add_account(s: &TestServer, email: &str, role: &str) -> String {
         .id
 }
 
+/// The text of the one QR code in a greyscale PNG.
+pub fn decode_qr_png(png_bytes: &[u8]) -> String {
+    let mut decoder = png::Decoder::new(png_bytes);
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img =
+        rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * info.line_size + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1);
+    grids[0].decode().unwrap().1
+}
+
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -309,11 +338,22 @@ impl Drop for Process {
 
 impl Process {
     pub fn start(dir: &Path, password: Option<&str>) -> Process {
-        Self::start_with_env(dir, password, &[])
+        Self::try_start(dir, password, &[], &[]).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The same, with more environment variables.
     pub fn start_with_env(dir: &Path, password: Option<&str>, env: &[(&str, &str)]) -> Process {
+        Self::try_start(dir, password, &[], env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `profiled serve` with `args` after the usual flags and `env` set; `Err` with the
+    /// exit status and stderr when it ends instead of listening.
+    pub fn try_start(
+        dir: &Path,
+        password: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Process, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -323,8 +363,10 @@ impl Process {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(dir)
+            .args(args)
             .env_remove("PROFILED_ADMIN_PASSWORD")
             .env("RUST_LOG", "info,profiled=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -333,17 +375,30 @@ impl Process {
         }
         cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().unwrap();
-        let stderr = collect_lines(child.stderr.take().unwrap());
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(addr).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let _ = reader.join();
+                return Err(format!("{status}\n{}", stderr.lock().unwrap()));
+            }
             assert!(Instant::now() < deadline, "server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Process {
+        Ok(Process {
             child,
             addr,
             stderr,
-        }
+        })
     }
 
     pub fn signal(&self, sig: &str) {
@@ -441,6 +496,94 @@ pub async fn try_send_on(
         headers,
         body,
     })
+}
+
+/// The binary with `args` and `env` (PROFILED_* variables of the test's environment removed),
+/// run to completion.
+pub fn run_bin(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdin(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PROFILED_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied())
+        .output()
+        .expect("profiled runs")
+}
+
+/// Copies a (stopped) data directory, files and sub-directories.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir` with its content, to tell whether anything changed.
+pub fn dir_contents(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(dir_contents(&entry.path()));
+        } else {
+            out.insert(entry.path(), std::fs::read(entry.path()).unwrap());
+        }
+    }
+    out
+}
+
+/// A stopped data directory with the administrator, `accounts` more admin profiles and
+/// `profiles` client profiles, written through the real binary and stopped cleanly.
+pub async fn populated_dir(accounts: usize, profiles: usize) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Process::start(dir.path(), Some(ADMIN_PASSWORD));
+    let r = p.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let auth = format!("Bearer {}", r.json()["access_token"].as_str().unwrap());
+    for i in 0..accounts {
+        let body = json!({"firstName": "F", "lastName": "L", "email": format!("user{i}@example.com"),
+                          "roles": ["clientProfileViewerRole"], "password": ADMIN_PASSWORD});
+        let r = send(
+            p.addr,
+            Method::POST,
+            "/ccadmin/v1/adminProfiles",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            Bytes::from(body.to_string()),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    for i in 0..profiles {
+        let body = json!({"name": format!("Profile {i}"), "identityProviderName": "local"});
+        let r = send(
+            p.addr,
+            Method::POST,
+            "/admin/client-profiles",
+            &[
+                ("authorization", &auth),
+                ("accept", ACCEPT_V23),
+                ("content-type", "application/json"),
+            ],
+            Bytes::from(body.to_string()),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    p.signal("-TERM");
+    let (status, err) = p.wait();
+    assert!(status.success(), "{err}");
+    dir
 }
 
 /// One request on a fresh connection opened from `local` (any address of 127.0.0.0/8 works on

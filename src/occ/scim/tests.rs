@@ -18,6 +18,7 @@ fn account(id: &str, first: &str, last: &str, email: &str, active: bool) -> Acco
         external: false,
         tour_complete: false,
         password_hash: None,
+        totp: None,
     }
 }
 
