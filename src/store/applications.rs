@@ -100,6 +100,61 @@ impl Store {
         self.durable().await
     }
 
+    /// Checks the applications for `profiled check` and start-up: every record readable, every
+    /// key entry pointing to the record that carries that key (a crash between the steps of a
+    /// key change can leave an old entry, which opens nothing; `fix` removes it), and every
+    /// pending password reset readable.
+    pub(crate) fn check_applications(
+        &self,
+        report: &mut super::unique::RepairReport,
+        fix: bool,
+    ) -> Result<(), StoreError> {
+        let t = self.apps();
+        for item in t.records.iter() {
+            let (k, v) = item?;
+            if decode::<Application>(&v).is_err() {
+                report.unrepairable.push(format!(
+                    "application {}: its record is unreadable",
+                    String::from_utf8_lossy(&k)
+                ));
+            }
+        }
+        for item in t.keys.iter() {
+            let (hash, id) = item?;
+            let holds = self
+                .application(&String::from_utf8_lossy(&id))
+                .ok()
+                .flatten()
+                .is_some_and(|a| a.key_hash.as_deref().map(str::as_bytes) == Some(hash.as_ref()));
+            if !holds {
+                report.removed.push(format!(
+                    "a key entry of application {} that its record no longer carries",
+                    String::from_utf8_lossy(&id)
+                ));
+                if fix {
+                    t.keys.remove(hash)?;
+                }
+            }
+        }
+        for item in self.inner.password_resets.iter() {
+            let (k, v) = item?;
+            if decode::<super::password_resets::PasswordReset>(&v).is_err() {
+                report
+                    .removed
+                    .push("an unreadable password-reset token".into());
+                if fix {
+                    self.inner.password_resets.remove(k)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The records tree, for backups.
+    pub(crate) fn application_records(&self) -> &sled::Tree {
+        &self.apps().records
+    }
+
     pub fn application(&self, id: &str) -> Result<Option<Application>, StoreError> {
         self.apps()
             .records

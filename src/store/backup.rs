@@ -10,6 +10,9 @@
 //! {"kind":"account","value":{…}}               (one per account, with its password hash and
 //!                                               its authenticator seed)
 //! {"kind":"clientProfile","value":{…}}         (one per client profile)
+//! {"kind":"application","value":{…}}           (one per registered application, with the
+//!                                               SHA-256 of its key, never the key)
+//! {"kind":"passwordReset","tokenHash":"<64 hex>","value":{…}}   (one per pending reset)
 //! {"kind":"end","accounts":N,"clientProfiles":M}
 //! ```
 //! Sessions are not part of a backup: after a restore everybody logs in again.
@@ -37,6 +40,9 @@ pub struct Snapshot {
     admin_mfa: Option<IVec>,
     accounts: Vec<IVec>,
     client_profiles: Vec<IVec>,
+    applications: Vec<IVec>,
+    /// (SHA-256 of the token, record).
+    password_resets: Vec<(IVec, IVec)>,
 }
 
 impl Store {
@@ -58,6 +64,13 @@ impl Store {
                 admin_mfa: self.inner.settings.get(super::settings::MFA_KEY)?,
                 accounts: values(&self.inner.tables.accounts.records)?,
                 client_profiles: values(&self.inner.tables.client_profiles.table.records)?,
+                applications: values(self.application_records())?,
+                password_resets: self
+                    .inner
+                    .password_resets
+                    .iter()
+                    .map(|e| e.map_err(StoreError::from))
+                    .collect::<Result<_, _>>()?,
             }
         };
         // A backup keeps client profiles in their schema-1 form, which every version reads.
@@ -123,9 +136,25 @@ impl Snapshot {
             .client_profiles
             .into_iter()
             .map(|raw| raw_line("clientProfile", &raw));
+        let applications = self
+            .applications
+            .into_iter()
+            .map(|raw| raw_line("application", &raw));
+        let resets = self.password_resets.into_iter().map(|(hash, raw)| {
+            let mut l = format!(
+                "{{\"kind\":\"passwordReset\",\"tokenHash\":\"{}\",\"value\":",
+                hex(&hash)
+            )
+            .into_bytes();
+            l.extend_from_slice(&raw);
+            l.extend_from_slice(b"}\n");
+            l
+        });
         head.chain(settings)
             .chain(accounts)
             .chain(profiles)
+            .chain(applications)
+            .chain(resets)
             .chain(std::iter::once(end))
     }
 }
@@ -236,6 +265,12 @@ fn restore(db: &sled::Db, input: impl BufRead) -> Result<(usize, usize), String>
     let err = |n: usize, m: &str| format!("line {n}: {m}");
     let meta = db.open_tree(META).map_err(|e| e.to_string())?;
     let settings = db.open_tree(TREE_SETTINGS).map_err(|e| e.to_string())?;
+    let tree = |name: &str| db.open_tree(name).map_err(|e| e.to_string());
+    let (app_records, app_keys) = (
+        tree(super::TREE_ID_APPLICATION)?,
+        tree(super::TREE_KEYHASH_APPLICATION)?,
+    );
+    let resets = tree(super::TREE_TOKENHASH_PASSWORD_RESET)?;
     let tables = super::Tables::open(db, &super::unique::Gate::default(), false)
         .map_err(|e| e.to_string())?;
     let (mut accounts, mut profiles, mut ended, mut max_account) = (0usize, 0usize, false, None);
@@ -303,6 +338,29 @@ fn restore(db: &sled::Db, input: impl BufRead) -> Result<(usize, usize), String>
                     .insert(a.id.as_bytes(), &accounts::email_key(&a.email), bytes)
                     .map_err(|e| err(n, &format!("account {}: {e}", a.id)))?;
                 accounts += 1;
+            }
+            "application" => {
+                let bytes = serde_json::to_vec(value).expect("plain JSON");
+                let a: super::Application = decode(&bytes).map_err(|e| err(n, &e.to_string()))?;
+                app_records
+                    .insert(a.id.as_bytes(), bytes)
+                    .map_err(|e| e.to_string())?;
+                if let Some(h) = &a.key_hash {
+                    app_keys
+                        .insert(h.as_bytes(), a.id.as_bytes())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            "passwordReset" => {
+                let hash = v["tokenHash"]
+                    .as_str()
+                    .and_then(unhex)
+                    .filter(|h| h.len() == 32);
+                let hash = hash.ok_or_else(|| err(n, "tokenHash is not 64 hex digits"))?;
+                let bytes = serde_json::to_vec(value).expect("plain JSON");
+                decode::<super::password_resets::PasswordReset>(&bytes)
+                    .map_err(|e| err(n, &e.to_string()))?;
+                resets.insert(hash, bytes).map_err(|e| e.to_string())?;
             }
             "clientProfile" => {
                 let bytes = serde_json::to_vec(value).expect("plain JSON");

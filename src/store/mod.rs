@@ -508,6 +508,7 @@ impl Store {
                 .unrepairable
                 .push(format!("the global settings: {e}"));
         }
+        self.check_applications(report, fix)?;
         if let Err(e) = self.admin_mfa() {
             report
                 .unrepairable

@@ -13,7 +13,7 @@ async fn occ_admin(s: &TestServer) -> String {
 }
 
 /// Registers an application; its id and key.
-async fn register(s: &TestServer, token: &str, body: Value) -> (String, Option<String>) {
+pub async fn register(s: &TestServer, token: &str, body: Value) -> (String, Option<String>) {
     let r = s
         .occ(
             Method::POST,
@@ -31,7 +31,7 @@ async fn register(s: &TestServer, token: &str, body: Value) -> (String, Option<S
 }
 
 /// `POST /ccadmin/v1/login` with `grant_type=client_credentials`, as DCU sends it.
-async fn key_login(s: &TestServer, key: Option<&str>) -> TestResponse {
+pub async fn key_login(s: &TestServer, key: Option<&str>) -> TestResponse {
     let auth = key.map(|k| format!("Bearer {k}"));
     let mut headers = vec![(
         "content-type",

@@ -450,3 +450,38 @@ async fn check_reports_an_unreadable_authenticator_seed() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn check_reports_unreadable_applications_and_stale_key_entries() {
+    let s = TestServer::start().await;
+    let admin = s.occ_login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    crate::applications::register(
+        &s,
+        &admin,
+        serde_json::json!({"name": "deploy", "type": "application"}),
+    )
+    .await;
+    let (dir, _) = s.stop().await;
+    let out = offline_check_output(dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    {
+        let db = open_raw_sled(dir.path());
+        db.open_tree("appkeyhash_applicationid")
+            .unwrap()
+            .insert("00".repeat(32), "gone")
+            .unwrap();
+        let apps = db.open_tree("applicationid_application").unwrap();
+        let (id, _) = apps.iter().next().unwrap().unwrap();
+        apps.insert(id, "{not json").unwrap();
+        db.flush().unwrap();
+    }
+    let out = offline_check_output(dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("its record is unreadable"), "{stdout}");
+    assert!(stdout.contains("application gone"), "{stdout}");
+}

@@ -546,3 +546,50 @@ async fn a_hanging_smtp_server_is_given_up_on_after_the_timeout() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_restore_keeps_application_keys_and_pending_resets() {
+    use crate::applications::{key_login, register};
+    let s = TestServer::start().await;
+    let admin = s.occ_login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (_, key) = register(&s, &admin, json!({"name": "deploy", "type": "application"})).await;
+    let key = key.expect("an application has a key");
+    add_account(&s, "amber@example.com", "clientProfileViewerRole").await;
+    request_reset(&s, "amber@example.com").await;
+    let token = wait_for_token(1, || outbox_text(&s)).await;
+    let backup = s
+        .appgate(Method::GET, "/admin/backup", Some(&admin), None)
+        .await
+        .body;
+    let text = String::from_utf8_lossy(&backup).to_string();
+    assert!(!text.contains(&key), "a backup holds no key");
+    assert!(!text.contains(&token), "a backup holds no reset token");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &backup).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let restored = target.path().join("db");
+    let out = std::process::Command::new(BIN)
+        .args(["import", "--data-dir"])
+        .arg(&restored)
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = offline_check_output(&restored);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    drop(s);
+    let r = TestServer::start_in(target, test_config(&restored)).await;
+    assert_eq!(key_login(&r, Some(&key)).await.status, 200);
+    let new_password = "restored-and-reset-42";
+    let resp = send_reset(&r, confirm(&token, "amber@example.com", new_password)).await;
+    assert_eq!(resp.status, 200, "{:?}", resp.json());
+    r.occ_login("amber@example.com", new_password).await;
+}
