@@ -369,21 +369,7 @@ async fn a_restore_keeps_authenticator_seeds_and_the_mfa_settings() {
         .appgate(Method::GET, "/admin/backup", Some(&token), None)
         .await
         .body;
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), &backup).unwrap();
-    let target = tempfile::tempdir().unwrap();
-    let restored = target.path().join("db");
-    let out = Command::new(BIN)
-        .args(["import", "--data-dir"])
-        .arg(&restored)
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (target, restored) = import_backup(&backup);
     drop(s);
     let r = TestServer::start_in(target, test_config(&restored)).await;
     // The settings came back: the password alone is refused, the code (the next one; the

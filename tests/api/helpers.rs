@@ -252,6 +252,27 @@ pub async fn add_account(s: &TestServer, email: &str, role: &str) -> String {
         .id
 }
 
+/// Restores a backup with `profiled import` into a new directory: the directory's owner and
+/// the database path in it.
+pub fn import_backup(backup: &[u8]) -> (TempDir, std::path::PathBuf) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), backup).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let restored = target.path().join("db");
+    let out = Command::new(BIN)
+        .args(["import", "--data-dir"])
+        .arg(&restored)
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (target, restored)
+}
+
 /// The text of the one QR code in a greyscale PNG.
 pub fn decode_qr_png(png_bytes: &[u8]) -> String {
     let mut decoder = png::Decoder::new(png_bytes);

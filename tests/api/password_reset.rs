@@ -564,21 +564,7 @@ async fn a_restore_keeps_application_keys_and_pending_resets() {
     let text = String::from_utf8_lossy(&backup).to_string();
     assert!(!text.contains(&key), "a backup holds no key");
     assert!(!text.contains(&token), "a backup holds no reset token");
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), &backup).unwrap();
-    let target = tempfile::tempdir().unwrap();
-    let restored = target.path().join("db");
-    let out = std::process::Command::new(BIN)
-        .args(["import", "--data-dir"])
-        .arg(&restored)
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (target, restored) = import_backup(&backup);
     let out = offline_check_output(&restored);
     assert!(
         out.status.success(),
