@@ -451,3 +451,44 @@ async fn extensions_have_no_key_and_bad_input_gets_oracle_errors() {
         .await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn dcu_and_occ_tools_log_in_with_a_key_on_each_path_they_use() {
+    let s = TestServer::start().await;
+    let admin = occ_admin(&s).await;
+    let (_, key) = register(&s, &admin, json!({"name": "DCU", "type": "application"})).await;
+    let key = key.unwrap();
+    let auth = format!("Bearer {key}");
+    for path in [
+        "/ccadmin/v1/login/",
+        "/ccadminui/v1/login",
+        "/ccadminui/v1/login/",
+    ] {
+        let r = s
+            .request(
+                Method::POST,
+                path,
+                &[
+                    (
+                        "content-type",
+                        "application/x-www-form-urlencoded; charset=UTF-8",
+                    ),
+                    ("authorization", &auth),
+                ],
+                "grant_type=client_credentials",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{path}: {:?}", r.json());
+        assert!(r.header("set-cookie").is_some(), "{path}");
+        let token = r.json()["access_token"].as_str().unwrap().to_string();
+        let r = s
+            .occ(
+                Method::GET,
+                "/ccadminui/v1/adminProfiles",
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{path}");
+    }
+}
