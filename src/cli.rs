@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const ENV_HELP: &str = "\
 Environment:
@@ -33,6 +33,23 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    /// The log format the command asks for (only `serve` takes the flag).
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            None => self.serve.log_format,
+            Some(Command::Serve(a)) => a.log_format,
+            Some(_) => LogFormat::Text,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -108,6 +125,12 @@ pub struct ServeArgs {
     /// `caFingerprint`; without it the field is left out.
     #[arg(long, env = "PROFILED_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+    /// Serve Prometheus metrics at GET /metrics (`--metrics false` turns them off).
+    #[arg(long, env = "PROFILED_METRICS", default_value_t = true, action = ArgAction::Set)]
+    pub metrics: bool,
+    /// Log lines as text (for people) or one JSON object per line (for log collectors).
+    #[arg(long, env = "PROFILED_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     // Hardening (README, "Security").
     /// Open connections one client address may hold (0: only --max-connections applies).
@@ -224,6 +247,8 @@ impl ServeArgs {
         c.body_timeout = std::time::Duration::from_secs(self.body_timeout.max(1));
         c.shutdown_timeout = std::time::Duration::from_secs(self.shutdown_timeout);
         c.ca_cert = self.ca_cert.clone();
+        c.metrics = self.metrics;
+        c.log_json = self.log_format == LogFormat::Json;
 
         c.max_connections_per_address = self.max_connections_per_address;
         c.login_address_burst = self.login_address_burst;

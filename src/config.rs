@@ -30,6 +30,10 @@ pub struct Config {
     pub hash_concurrency: usize,
     /// The CA certificate (PEM or DER) whose fingerprint exported profile URLs carry.
     pub ca_cert: Option<PathBuf>,
+    /// Whether `GET /metrics` is served.
+    pub metrics: bool,
+    /// One JSON object per log line instead of text.
+    pub log_json: bool,
 
     // Hardening: per-address limits and caps (README, "Security").
     /// Open connections one client address may hold; 0: no limit beyond `max_connections`.
@@ -73,6 +77,8 @@ impl Config {
                 .map(|n| n.get())
                 .unwrap_or(2),
             ca_cert: None,
+            metrics: true,
+            log_json: false,
 
             max_connections_per_address: 256,
             evict_idle_after: Duration::from_secs(1),

@@ -24,6 +24,11 @@ pub type Resp = Response<Full<Bytes>>;
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
+/// Who a request was authenticated as (an account id, or an application's holder), kept in
+/// the response's extensions for the request log.
+#[derive(Clone, Debug)]
+pub struct CallerId(pub String);
+
 /// The server address a connection came in on, kept in each request's extensions: the host
 /// of self links when the request's `Host` header is missing or not a host name.
 #[derive(Clone, Copy, Debug)]

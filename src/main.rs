@@ -50,14 +50,20 @@ fn main() -> ExitCode {
         .lossy(false)
         .thread_name("log-writer")
         .finish(std::io::BufWriter::new(std::io::stderr()));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(log_writer)
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(log_writer);
+    match cli.log_format() {
+        // One JSON object per line, the event's fields flattened beside time and level.
+        profiled::cli::LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
         // Colour codes only for a person at a terminal, not in a journal or a file.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        profiled::cli::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     match cli.command {
         None => serve(cli.serve, listen_var),
         Some(Command::Serve(args)) => serve(args, listen_var),

@@ -109,9 +109,14 @@ pub struct Table {
     pub on_error: fn(route: &'static str, &mut ApiError),
 }
 
-/// Every table; a path belongs to the first whose prefix it is under.
-pub fn tables() -> [&'static Table; 2] {
-    [&crate::appgate::routes::TABLE, &crate::occ::routes::TABLE]
+/// Every table; a path belongs to the first whose prefix it is under (the last one's prefix
+/// is empty: it takes every other path).
+pub fn tables() -> [&'static Table; 3] {
+    [
+        &crate::appgate::routes::TABLE,
+        &crate::occ::routes::TABLE,
+        &crate::ops::TABLE,
+    ]
 }
 
 /// What a handler receives besides the caller: the application, the request's head, its
@@ -273,15 +278,23 @@ pub async fn dispatch(app: App, req: Req, found: Found) -> Response<Body> {
         Target::Route { table, route, .. } => Some((table.on_error, route.name)),
         _ => None,
     };
-    run(app, req, found).await.unwrap_or_else(|mut e| {
-        if let Some((on_error, name)) = decorate {
-            on_error(name, &mut e);
-        }
-        e.into_response(dialect).map(Either::Left)
-    })
+    let mut caller = None;
+    let mut resp = run(app, req, found, &mut caller)
+        .await
+        .unwrap_or_else(|mut e| {
+            if let Some((on_error, name)) = decorate {
+                on_error(name, &mut e);
+            }
+            e.into_response(dialect).map(Either::Left)
+        });
+    if let Some(account) = caller {
+        resp.extensions_mut().insert(http::CallerId(account));
+    }
+    resp
 }
 
-async fn run(app: App, req: Req, found: Found) -> Answer {
+/// `caller` is set to the account (or application) the request was authenticated as.
+async fn run(app: App, req: Req, found: Found, caller: &mut Option<String>) -> Answer {
     match found.target {
         Target::Nowhere => Err(ApiError::not_found("No such resource.")),
         Target::Miss {
@@ -306,10 +319,13 @@ async fn run(app: App, req: Req, found: Found) -> Answer {
                 Access::Public(handler) => handler(Cx::new(app, req, params, None)).await,
                 Access::Partial(handler) => {
                     let partial = app.auth.authenticate_partial(req.headers())?;
+                    *caller = Some(partial.account.id.clone());
                     handler(Cx::new(app, req, params, None), partial).await
                 }
                 access @ (Access::SignedIn(handler) | Access::Privileged(_, handler)) => {
-                    let caller = app.auth.authenticate(req.headers())?;
+                    let who = app.auth.authenticate(req.headers())?;
+                    *caller = Some(who.account_id.clone());
+                    let caller = who;
                     if let Some(privilege) = access.privilege() {
                         caller.require(privilege)?;
                     }
@@ -443,11 +459,12 @@ mod tests {
                     r.method,
                     r.path
                 );
-                let dialect = match table.dialect {
-                    Dialect::Appgate => "appgate.",
-                    Dialect::Occ => "occ.",
+                let family = match (table.dialect, table.prefixes) {
+                    (_, [""]) => "ops.",
+                    (Dialect::Appgate, _) => "appgate.",
+                    (Dialect::Occ, _) => "occ.",
                 };
-                assert!(r.name.starts_with(dialect), "{}", r.name);
+                assert!(r.name.starts_with(family), "{}", r.name);
             }
         }
     }

@@ -285,11 +285,13 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
+        crate::metrics::METRICS.connection_opened();
         tokio::spawn(async move {
             tokio::select! {
                 _ = conn => {}
                 _ = guard.conn.evict.notified() => {}
             }
+            crate::metrics::METRICS.connection_closed();
             drop(guard);
             drop(permit);
         });
@@ -310,16 +312,23 @@ async fn handle(app: App, req: Req) -> Response<Body> {
     let start = Instant::now();
     // A cheap clone: a standard method is a tag.
     let method = req.method().clone();
+    let client = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
     // The route's name, never the raw path: paths hold ids.
     let found = routes::find(&method, req.uri().path());
     let (route, dialect) = (found.name, found.dialect);
     let resp = without_panics(dialect, routes::dispatch(app, req, found)).await;
+    let took = start.elapsed();
+    let status = resp.status().as_u16();
+    crate::metrics::METRICS.request(route, &method, status, took);
+    let account = resp.extensions().get::<crate::http::CallerId>();
     tracing::info!(
         target: "profiled::request",
         %method,
         route = %route,
-        status = resp.status().as_u16(),
-        micros = start.elapsed().as_micros() as u64,
+        status,
+        micros = took.as_micros() as u64,
+        client = client.map(tracing::field::display),
+        account = account.map(|a| tracing::field::display(&a.0)),
     );
     resp
 }

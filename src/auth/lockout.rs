@@ -352,6 +352,7 @@ impl Policy for AccountPolicy {
         s.failures += 1;
         if s.failures >= MAX_FAILURES {
             s.locked_until = Some(now + self.lockout);
+            crate::metrics::METRICS.lockout();
         }
     }
 

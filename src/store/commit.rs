@@ -111,6 +111,12 @@ impl GroupCommit {
         })
     }
 
+    /// Puts the group commit in the state a failed flush leaves (every write refused until a
+    /// restart), without a failing disk: for tests of what clients and operators then see.
+    pub(super) fn refuse_writes(&self) {
+        self.shared.failed.store(true, Ordering::Release);
+    }
+
     pub(super) fn check(&self) -> Result<(), StoreError> {
         if self.shared.failed.load(Ordering::Acquire) {
             Err(StoreError::Unavailable)
@@ -177,8 +183,10 @@ impl Shared {
                 }
                 std::mem::swap(&mut batch, &mut state.batch);
             }
+            let started = std::time::Instant::now();
             let durable = !self.failed.load(Ordering::Acquire) && self.round().is_ok();
             if durable {
+                crate::metrics::METRICS.commit_round(batch.len(), started.elapsed());
                 self.rounds.fetch_add(1, Ordering::Relaxed);
                 self.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
             }

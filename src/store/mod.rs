@@ -555,6 +555,12 @@ impl Store {
     }
 
     /// Fails fast when a previous flush failed, before anything is written.
+    /// Refuses every later write, as after a failed flush (tests of `/readyz` and the 503s).
+    #[doc(hidden)]
+    pub fn refuse_writes_as_after_a_failed_flush(&self) {
+        self.inner.commit.refuse_writes();
+    }
+
     pub fn writable(&self) -> Result<(), StoreError> {
         self.inner.commit.check()
     }

@@ -19,6 +19,7 @@ mod hardening_auth;
 mod helpers;
 mod lifecycle;
 mod login;
+mod ops;
 mod password_reset;
 mod request_log;
 mod route_access;

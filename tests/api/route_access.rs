@@ -23,6 +23,9 @@ enum Expect {
 use Expect::*;
 
 const EXPECTED: &[(&str, Expect)] = &[
+    ("ops.healthz", Public),
+    ("ops.readyz", Public),
+    ("ops.metrics", Public),
     ("appgate.version", Public),
     ("appgate.login", Public),
     ("appgate.logout", SignedIn),
