@@ -8,11 +8,15 @@ use clap::{Args, Parser, Subcommand};
 const ENV_HELP: &str = "\
 Environment:
   PROFILED_ADMIN_PASSWORD  Password of the administrator created on first start (at least 12
-                           characters). Unset: a strong one is generated and printed once on
-                           standard error.
+                           characters). Unset: a strong one is generated and written to
+                           <data-dir>/initial-admin-password (mode 600), and shown on standard
+                           error only when that is a terminal.
+  NOTIFY_SOCKET            Set by systemd (Type=notify): READY=1 is sent there once serving.
   PROFILED_NEW_PASSWORD    The new password for `reset-password` (else read from stdin).
   RUST_LOG                 Log filter, e.g. `info` (default) or `profiled=debug`.
-Every flag can also be set with the variable named in its help.";
+Every flag can also be set with the variable named in its help, and every flag of `serve` in
+the file given with --config (TOML, keys as the flags' long names: `cache-mb = 64`); a flag
+wins over its variable, the variable over the file.";
 
 const RESET_HELP: &str = "\
 Environment:
