@@ -254,3 +254,29 @@ fn an_abstract_notify_socket_is_told_too_and_a_failed_start_is_never_ready() {
     let mut buf = [0u8; 64];
     assert!(socket.recv(&mut buf).is_err(), "a failed start said READY");
 }
+
+#[tokio::test]
+async fn the_shipped_example_settings_file_starts_the_server_as_the_unit_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/deploy/profiled.toml");
+    let addr = free_addr();
+    // As ExecStart= has it, with the test's own address and directory (flags win).
+    let p = start(
+        &[
+            "serve",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--config",
+            example,
+            "--listen",
+            &addr.to_string(),
+        ],
+        &[],
+        addr,
+    );
+    assert_eq!(
+        p.login("admin@example.com", ADMIN_PASSWORD).await.status,
+        200
+    );
+    stop(p).await;
+}
