@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use std::io::IsTerminal;
+
 use base64::Engine;
 
 use crate::auth::Auth;
@@ -98,6 +100,13 @@ async fn first_admin(store: &Store, config: &Config) -> Result<(), StartError> {
             )
         }
     };
+    // Stored before the account exists: an administrator whose password was lost on the way
+    // would need `profiled reset-password`.
+    let file = config.data_dir.join(INITIAL_PASSWORD_FILE);
+    if generated {
+        write_private(&file, &format!("{password}\n"))
+            .map_err(|e| StartError::Store(format!("cannot write {}: {e}", file.display())))?;
+    }
     let to_hash = password.clone();
     let hash = tokio::task::spawn_blocking(move || hash_blocking(&to_hash))
         .await
@@ -113,16 +122,50 @@ async fn first_admin(store: &Store, config: &Config) -> Result<(), StartError> {
             password_hash: Some(hash),
         })
         .await
-        .map_err(|e| StartError::Store(e.to_string()))?;
+        .map_err(|e| {
+            if generated {
+                let _ = std::fs::remove_file(&file);
+            }
+            StartError::Store(e.to_string())
+        })?;
     tracing::info!(id = %account.id, email = %account.email, "created the first administrator");
     if generated {
-        // Printed once, straight to stderr and never through the log; it is not stored.
-        eprintln!(
-            "\n  profiled created the administrator {} with this generated password:\n\n      {password}\n\n  It is shown only this once. Set PROFILED_ADMIN_PASSWORD to choose it, or use\n  `profiled reset-password` to set a new one.\n",
-            account.email
+        // The log (a journal, kept and shipped) names only the file, never the password.
+        tracing::info!(
+            file = %file.display(),
+            "the generated password of the first administrator is in this file (readable by this user only); delete it once you have changed or stored the password"
         );
+        // A person at a terminal sees it at once; a service manager's journal never does.
+        if std::io::stderr().is_terminal() {
+            eprintln!(
+                "\n  profiled created the administrator {} with this generated password:\n\n      {password}\n\n  It is also in {} (mode 600). Set PROFILED_ADMIN_PASSWORD to choose it, or\n  use `profiled reset-password` to set a new one.\n",
+                account.email,
+                file.display()
+            );
+        }
     }
     Ok(())
+}
+
+/// The file in the data directory that holds the generated password of the first
+/// administrator. profiled never reads or deletes it: the operator deletes it.
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+/// Writes `text` to a new file only this user can read (0600), replacing an older one.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }
 
 /// Why the server could not start; each says what the operator should do.

@@ -8,11 +8,15 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 const ENV_HELP: &str = "\
 Environment:
   PROFILED_ADMIN_PASSWORD  Password of the administrator created on first start (at least 12
-                           characters). Unset: a strong one is generated and printed once on
-                           standard error.
+                           characters). Unset: a strong one is generated and written to
+                           <data-dir>/initial-admin-password (mode 600), and shown on standard
+                           error only when that is a terminal.
+  NOTIFY_SOCKET            Set by systemd (Type=notify): READY=1 is sent there once serving.
   PROFILED_NEW_PASSWORD    The new password for `reset-password` (else read from stdin).
   RUST_LOG                 Log filter, e.g. `info` (default) or `profiled=debug`.
-Every flag can also be set with the variable named in its help.";
+Every flag can also be set with the variable named in its help, and every flag of `serve` in
+the file given with --config (TOML, keys as the flags' long names: `cache-mb = 64`); a flag
+wins over its variable, the variable over the file.";
 
 const RESET_HELP: &str = "\
 Environment:
@@ -97,6 +101,10 @@ pub struct ImportArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
+    /// TOML file of settings keyed by these flags' long names (`listen = "0.0.0.0:8080"`,
+    /// `cache-mb = 64`); flags and environment variables win over it.
+    #[arg(long, env = "PROFILED_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on: IP:PORT or HOST:PORT (e.g. localhost:8080).
     #[arg(long, env = "PROFILED_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
@@ -207,6 +215,178 @@ fn parse_cache_mb(s: &str) -> Result<u64, String> {
         Ok(n) if n <= u64::MAX / (1024 * 1024) => Ok(n),
         _ => Err(format!("{s:?} is not a number of MiB (at least 1)")),
     }
+}
+
+/// The configuration file given with `--config` (`PROFILED_CONFIG`), once read.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    /// The long names (`data-dir`) it sets.
+    pub keys: Vec<String>,
+}
+
+/// Why the command line (with its configuration file) was not accepted.
+#[derive(Debug)]
+pub enum ParseError {
+    /// With the configuration file whose values were in force, to name it.
+    Clap(clap::Error, Option<ConfigFile>),
+    /// The configuration file cannot be read, is not TOML, or has an unknown key or a value of
+    /// the wrong type; the message names the file and the key.
+    File(String),
+}
+
+/// Parses `args`. With `--config FILE` (or `PROFILED_CONFIG`) on the server's command line,
+/// the file's values become the flags' defaults, so that a flag or an environment variable
+/// still wins over the file, and the file over the built-in defaults.
+pub fn parse(args: &[String]) -> Result<(clap::ArgMatches, Option<ConfigFile>), ParseError> {
+    use clap::CommandFactory;
+    let first = Cli::command()
+        .try_get_matches_from(args)
+        .map_err(|e| ParseError::Clap(e, None))?;
+    let serve = match first.subcommand() {
+        None => &first,
+        Some(("serve", m)) => m,
+        Some(_) => return Ok((first, None)),
+    };
+    let Some(path) = serve.get_one::<PathBuf>("config").cloned() else {
+        return Ok((first, None));
+    };
+    let values = read_config_file(&path).map_err(ParseError::File)?;
+    let mut cmd = Cli::command();
+    for (id, _, value) in &values {
+        cmd = cmd
+            .mut_arg(id, |a| a.default_value(value.clone()))
+            .mut_subcommand("serve", |s| {
+                s.mut_arg(id, |a| a.default_value(value.clone()))
+            });
+    }
+    let file = ConfigFile {
+        path,
+        keys: values.into_iter().map(|(_, key, _)| key).collect(),
+    };
+    match cmd.try_get_matches_from(args) {
+        Ok(matches) => Ok((matches, Some(file))),
+        Err(e) => Err(ParseError::Clap(e, Some(file))),
+    }
+}
+
+/// The TOML type a flag's value has in the configuration file.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Boolean,
+    Integer,
+    String,
+}
+
+impl Kind {
+    fn of(arg: &clap::Arg) -> Kind {
+        use std::any::TypeId;
+        let t = arg.get_value_parser().type_id();
+        if t == TypeId::of::<bool>() {
+            Kind::Boolean
+        } else if [
+            TypeId::of::<u64>(),
+            TypeId::of::<u32>(),
+            TypeId::of::<usize>(),
+        ]
+        .into_iter()
+        .any(|i| t == i)
+        {
+            Kind::Integer
+        } else {
+            Kind::String
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Boolean => "a boolean (true or false)",
+            Kind::Integer => "an integer",
+            Kind::String => "a string",
+        }
+    }
+}
+
+/// Reads a configuration file: each key must be the long name of one of `serve`'s flags (not
+/// `config`), each value of that flag's type. Returns (argument id, key, value as on the
+/// command line).
+fn read_config_file(path: &std::path::Path) -> Result<Vec<(String, String, String)>, String> {
+    use clap::CommandFactory;
+    let file = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the configuration file {file}: {e}"))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("configuration file {file}: {e}"))?;
+    let cmd = Cli::command();
+    let serve = cmd
+        .find_subcommand("serve")
+        .expect("the serve command exists");
+    let settable = || {
+        serve
+            .get_arguments()
+            .filter(|a| a.get_long().is_some_and(|l| l != "config"))
+    };
+    let mut values = Vec::new();
+    for (key, value) in table {
+        let Some(arg) = settable().find(|a| a.get_long() == Some(key.as_str())) else {
+            let hint = if settable().any(|a| a.get_long() == Some(key.replace('_', "-").as_str())) {
+                format!(
+                    " (keys are written like the flags: `{}`)",
+                    key.replace('_', "-")
+                )
+            } else {
+                let known: Vec<&str> = settable().filter_map(|a| a.get_long()).collect();
+                format!(" (known keys: {})", known.join(", "))
+            };
+            return Err(format!(
+                "configuration file {file}: unknown key `{key}`{hint}"
+            ));
+        };
+        let kind = Kind::of(arg);
+        let text = match (kind, value) {
+            (Kind::Boolean, toml::Value::Boolean(b)) => b.to_string(),
+            (Kind::Integer, toml::Value::Integer(i)) => i.to_string(),
+            (Kind::String, toml::Value::String(s)) => s,
+            (kind, other) => {
+                return Err(format!(
+                    "configuration file {file}: `{key}` must be {}, found {}",
+                    kind.name(),
+                    other.type_str()
+                ));
+            }
+        };
+        values.push((arg.get_id().to_string(), key, text));
+    }
+    Ok(values)
+}
+
+/// Where a value clap rejected came from, if not from the command line (clap's own message
+/// names only the flag): a sentence naming the environment variable or the configuration file.
+pub fn value_origin(
+    error: &clap::Error,
+    args: &[String],
+    file: Option<&ConfigFile>,
+) -> Option<String> {
+    if let Some(var) = env_source(error, args) {
+        return Some(format!(
+            "The value comes from the environment variable {var}."
+        ));
+    }
+    let file = file?;
+    let arg = match error.get(clap::error::ContextKind::InvalidArg) {
+        Some(clap::error::ContextValue::String(arg)) => arg,
+        _ => return None,
+    };
+    let long = arg.split([' ', '=']).next()?.strip_prefix("--")?;
+    let on_command_line = args
+        .iter()
+        .any(|a| a == &format!("--{long}") || a.starts_with(&format!("--{long}=")));
+    (!on_command_line && file.keys.iter().any(|k| k == long)).then(|| {
+        format!(
+            "The value comes from the configuration file {}.",
+            file.path.display()
+        )
+    })
 }
 
 /// The environment variable a rejected value came from, if it did not come from the command

@@ -13,7 +13,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// E-mail of the administrator created on first start.
     pub admin_email: String,
-    /// Their password; when `None` a strong one is generated and printed once on stderr.
+    /// Their password; when `None` a strong one is generated and written to
+    /// `<data-dir>/initial-admin-password` (0600), and shown on stderr at a terminal.
     pub admin_password: Option<String>,
     pub store: StoreOptions,
     /// Open connections at most; further clients wait in the kernel's accept queue.

@@ -5,14 +5,16 @@ use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
-use profiled::cli::{Cli, Command, ServeArgs};
+use clap::{FromArgMatches, parser::ValueSource};
+use profiled::cli::{Cli, Command, ParseError, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
 // sled copies a node on every write and hyper, serde_json and the handlers allocate per
 // request; glibc's malloc took a fifth of the server's CPU under load (docs/benchmarks.md).
 // Built without transparent huge pages (`no_thp`): with them, resident memory after a scan
 // of 100,000 profiles was three times glibc's; without, it is within 15 %.
+mod notify;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -23,24 +25,35 @@ fn main() -> ExitCode {
     // is ever readable by others, not even for a moment.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let args: Vec<String> = std::env::args().collect();
-    let matches = match Cli::command().try_get_matches_from(&args) {
-        Ok(m) => m,
-        Err(e) => {
+    let (matches, config_file) = match profiled::cli::parse(&args) {
+        Ok(parsed) => parsed,
+        Err(ParseError::Clap(e, file)) => {
             let _ = e.print();
-            if let Some(var) = profiled::cli::env_source(&e, &args) {
-                eprintln!("The value comes from the environment variable {var}.");
+            // Which variable or file a rejected value came from: clap names only the flag.
+            if let Some(origin) = profiled::cli::value_origin(&e, &args, file.as_ref()) {
+                eprintln!("{origin}");
             }
             return ExitCode::from(e.exit_code() as u8);
         }
+        Err(ParseError::File(message)) => {
+            eprintln!("profiled: {message}");
+            return ExitCode::from(2);
+        }
     };
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    // Which variable `--listen` came from, to name it in an error.
-    let listen_var = matches
+    // Which variable or file `--listen` came from, to name it in an error.
+    let listen_from = match matches
         .subcommand_matches("serve")
         .unwrap_or(&matches)
         .value_source("listen")
-        .filter(|s| *s == ValueSource::EnvVariable)
-        .map(|_| "PROFILED_LISTEN");
+    {
+        Some(ValueSource::EnvVariable) => Some("PROFILED_LISTEN".to_string()),
+        Some(ValueSource::DefaultValue) => config_file
+            .as_ref()
+            .filter(|f| f.keys.iter().any(|k| k == "listen"))
+            .map(|f| f.path.display().to_string()),
+        _ => None,
+    };
     // One line per request is written by a thread of its own, so that a slow stderr (a pipe
     // to a journal, a terminal) never holds up a request; lines are batched while requests
     // keep coming and flushed as soon as the queue is empty. Not lossy: when the queue is
@@ -65,8 +78,8 @@ fn main() -> ExitCode {
         profiled::cli::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
     }
     match cli.command {
-        None => serve(cli.serve, listen_var),
-        Some(Command::Serve(args)) => serve(args, listen_var),
+        None => serve(cli.serve, listen_from),
+        Some(Command::Serve(args)) => serve(args, listen_from),
         Some(Command::ResetPassword(args)) => {
             let password = match std::env::var("PROFILED_NEW_PASSWORD") {
                 Ok(p) if !p.is_empty() => {
@@ -218,7 +231,7 @@ fn read_new_password(email: &str) -> std::io::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-fn serve(args: ServeArgs, listen_var: Option<&str>) -> ExitCode {
+fn serve(args: ServeArgs, listen_from: Option<String>) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -235,7 +248,7 @@ fn serve(args: ServeArgs, listen_var: Option<&str>) -> ExitCode {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
-                let from = listen_var
+                let from = listen_from
                     .map(|v| format!(" (from {v})"))
                     .unwrap_or_default();
                 eprintln!("profiled: cannot listen on {}{from}: {e}", args.listen);
@@ -247,6 +260,7 @@ fn serve(args: ServeArgs, listen_var: Option<&str>) -> ExitCode {
             data_dir = %args.data_dir.display(),
             "listening"
         );
+        let shutdown = notify::around_shutdown(notify::Notifier::from_env(), shutdown);
         match profiled::serve(args.config(), listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -88,25 +88,27 @@ async fn sigterm_stops_the_binary_cleanly_with_exit_status_0() {
 }
 
 #[tokio::test]
-async fn a_generated_password_is_printed_once_and_never_logged() {
+async fn a_generated_password_is_stored_once_in_a_private_file_and_never_logged() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("initial-admin-password");
     let p = Process::start(dir.path(), None);
-    // The listener is bound before the administrator is created: wait for the printout.
-    let mut password = None;
+    // The listener is bound before the administrator is created: wait for the log line.
+    let mut logged = false;
     for _ in 0..400 {
-        let err = p.stderr.lock().unwrap().clone();
-        password = err
-            .lines()
-            .skip_while(|l| !l.contains("generated password"))
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.contains("generated password"))
-            .map(str::to_string);
-        if password.is_some() {
+        logged = p.stderr.lock().unwrap().contains("generated password");
+        if logged {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let password = password.expect("the password is printed");
+    assert!(logged, "the log says where the password is");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    let password = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim_end()
+        .to_string();
     assert!(password.len() >= 20, "{password}");
     let r = p.login(ADMIN_EMAIL, &password).await;
     assert_eq!(r.status, 200);
@@ -114,16 +116,79 @@ async fn a_generated_password_is_printed_once_and_never_logged() {
     p.signal("-INT");
     let (status, err) = p.wait();
     assert!(status.success());
-    assert_eq!(err.matches(&password).count(), 1, "printed exactly once");
+    // Standard error is a pipe here, as under a service manager: only the file's path.
+    assert!(
+        !err.contains(&password),
+        "the password reached the log:\n{err}"
+    );
+    assert_eq!(err.matches(&file.display().to_string()).count(), 1, "{err}");
     assert!(!err.contains(&token), "the token reached the log");
 
-    // A second start does not print it (or any) again.
+    // A second start neither writes nor mentions it again; the file stays as it was.
     let p = Process::start(dir.path(), None);
     assert_eq!(p.login(ADMIN_EMAIL, &password).await.status, 200);
     p.signal("-TERM");
     let (_, err) = p.wait();
     assert!(!err.contains(&password));
-    assert!(!err.contains("generated password"));
+    assert!(!err.contains("generated password"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim_end(), password);
+
+    // A chosen password is never written to a file.
+    let chosen = tempfile::tempdir().unwrap();
+    let p = Process::start(chosen.path(), Some(ADMIN_PASSWORD));
+    p.signal("-TERM");
+    p.wait();
+    assert!(!chosen.path().join("initial-admin-password").exists());
+}
+
+#[test]
+fn at_a_terminal_the_generated_password_is_also_shown_once() {
+    // `script` (util-linux) runs the server on a pseudo-terminal and copies what it shows.
+    let dir = tempfile::tempdir().unwrap();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let command = format!(
+        "exec {BIN} --listen {listen} --data-dir {}",
+        dir.path().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env_remove("PROFILED_ADMIN_PASSWORD")
+        .env_remove("PROFILED_CONFIG")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let shown = collect_lines(child.stdout.take().unwrap());
+    let file = dir.path().join("initial-admin-password");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let password = loop {
+        if let Ok(p) = std::fs::read_to_string(&file)
+            && shown.lock().unwrap().contains("to set a new one")
+        {
+            break p.trim_end().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing shown: {}",
+            shown.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Closing the terminal ends the server (SIGHUP).
+    let _ = child.kill();
+    let _ = child.wait();
+    let shown = shown.lock().unwrap().clone();
+    assert_eq!(shown.matches(&password).count(), 1, "{shown}");
+    let log_line = shown
+        .lines()
+        .find(|l| l.contains("is in this file"))
+        .expect("the log line");
+    assert!(!log_line.contains(&password));
 }
 
 #[tokio::test]

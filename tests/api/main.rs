@@ -11,6 +11,7 @@ mod client_profile_validation;
 mod client_profiles;
 mod crash;
 mod damage;
+mod deploy;
 mod foundation;
 mod global_settings;
 mod hardening;
