@@ -56,15 +56,6 @@ impl Access {
             _ => None,
         }
     }
-
-    pub fn needs_caller(&self) -> bool {
-        !matches!(self, Access::Public(_))
-    }
-
-    /// Whether a token of an unfinished sign-in is enough.
-    pub fn takes_partial_tokens(&self) -> bool {
-        matches!(self, Access::Partial(_))
-    }
 }
 
 /// One route: `path` is relative to the dialect's prefix, its segments split on `/`; a
@@ -225,12 +216,6 @@ enum Target {
     },
     /// Under no table's prefix.
     Nowhere,
-}
-
-impl Found {
-    pub fn is_route(&self) -> bool {
-        matches!(self.target, Target::Route { .. })
-    }
 }
 
 /// Finds the route of a request. Cheap, and never fails: a miss is a `Found` too.

@@ -44,14 +44,13 @@ pub async fn client_credentials(
         .map_err(with_oauth_error)
 }
 
+/// A refused key is the client's failure (`invalid_client`); every other error gets its
+/// `error` member from the sign-in routes' `login::oauth_error`.
 fn with_oauth_error(mut e: ApiError) -> ApiError {
-    let code = match e.kind {
-        Kind::LoginFailed | Kind::Unauthorized => "invalid_client",
-        Kind::TooManyRequests | Kind::Unavailable => "temporarily_unavailable",
-        Kind::Internal => "server_error",
-        _ => "invalid_request",
-    };
-    e.extra.insert("error".into(), Value::from(code));
+    if matches!(e.kind, Kind::LoginFailed | Kind::Unauthorized) {
+        e.extra
+            .insert("error".into(), Value::from("invalid_client"));
+    }
     e
 }
 
@@ -150,17 +149,6 @@ fn name(body: &Value, required: bool, errors: &mut Vec<FieldError>) -> Option<St
     }
 }
 
-fn object(body: &Value) -> Result<(), ApiError> {
-    if body.is_object() {
-        Ok(())
-    } else {
-        Err(ApiError::validation(vec![invalid(
-            "",
-            "The request body must be a JSON object.",
-        )]))
-    }
-}
-
 fn done(errors: Vec<FieldError>) -> Result<(), ApiError> {
     if errors.is_empty() {
         Ok(())
@@ -185,7 +173,7 @@ pub async fn list(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
 
 pub async fn create(mut cx: Cx, caller: Caller) -> Result<Resp, ApiError> {
     let body = cx.json().await?;
-    object(&body)?;
+    super::object(&body)?;
     let mut errors = Vec::new();
     let name = name(&body, true, &mut errors);
     let kind = match body.get("type").and_then(Value::as_str) {
@@ -244,7 +232,7 @@ pub async fn update(mut cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
         return Err(no_application(&id));
     }
     let body = cx.json().await?;
-    object(&body)?;
+    super::object(&body)?;
     let mut errors = Vec::new();
     let name = name(&body, false, &mut errors);
     let roles = role_list(&body, Mode::Update, &mut errors);
@@ -286,7 +274,7 @@ pub async fn operation(mut cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
         .application(&id)?
         .ok_or_else(|| no_application(&id))?;
     let body = cx.json().await?;
-    object(&body)?;
+    super::object(&body)?;
     let mut errors = Vec::new();
     if body.get("op").and_then(Value::as_str) != Some("genAuthToken") {
         errors.push(invalid("op", "op must be 'genAuthToken'."));

@@ -11,6 +11,19 @@ mod roles;
 pub mod routes;
 mod scim;
 
-use crate::error::Dialect;
+use serde_json::Value;
+
+use crate::error::{ApiError, Dialect, FieldError};
 
 pub(crate) const DIALECT: Dialect = Dialect::Occ;
+
+/// 400 (22007) unless the body is a JSON object.
+pub(crate) fn object(body: &Value) -> Result<(), ApiError> {
+    if body.is_object() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(vec![
+            FieldError::new("", "The request body must be a JSON object.").code("22007"),
+        ]))
+    }
+}

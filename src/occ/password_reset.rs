@@ -24,16 +24,6 @@ fn success() -> Resp {
     http::ok_json(&json!({"success": true}), DIALECT)
 }
 
-fn object(body: &Value) -> Result<(), ApiError> {
-    if body.is_object() {
-        Ok(())
-    } else {
-        Err(ApiError::validation(vec![
-            FieldError::new("", "The request body must be a JSON object.").code("22007"),
-        ]))
-    }
-}
-
 fn login_id_required() -> FieldError {
     FieldError::new("email", "User login ID is required.").code("83004")
 }
@@ -69,7 +59,7 @@ fn string<'a>(body: &'a Value, field: &str) -> Option<&'a str> {
 
 pub async fn request(mut cx: Cx) -> Result<Resp, ApiError> {
     let body = cx.json().await?;
-    object(&body)?;
+    super::object(&body)?;
     let Some(email) = string(&body, "email").map(str::trim) else {
         return Err(ApiError::validation(vec![login_id_required()]));
     };
@@ -140,7 +130,7 @@ fn message(email: &str, token: &str, minutes: u64) -> String {
 /// `email`, `password`, `confirmPassword`).
 pub async fn send(mut cx: Cx) -> Result<Resp, ApiError> {
     let body = cx.json().await?;
-    object(&body)?;
+    super::object(&body)?;
     let op = body.get("op").and_then(Value::as_str);
     let confirm = match op {
         Some("validateToken") => false,

@@ -265,12 +265,7 @@ async fn check_reports_stale_index_entries_and_start_up_repairs_them() {
     // The reservation is gone: the address can be taken.
     add_account(&s, "ghost@example.com", "clientProfileViewerRole").await;
     let (dir, _) = s.stop().await;
-    let out = offline_check_output(dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_checks_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -411,12 +406,7 @@ async fn check_reports_an_unreadable_authenticator_seed() {
     let admin = s.app.store.account_by_email(ADMIN_EMAIL).unwrap().unwrap();
     s.app.auth.seed(&admin).await.unwrap();
     let (dir, _) = s.stop().await;
-    let out = offline_check_output(dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_checks_clean(dir.path());
     {
         let db = open_raw_sled(dir.path());
         let accounts = db.open_tree("accountid_account").unwrap();
@@ -448,12 +438,7 @@ async fn check_reports_unreadable_applications_and_stale_key_entries() {
     )
     .await;
     let (dir, _) = s.stop().await;
-    let out = offline_check_output(dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_checks_clean(dir.path());
     {
         let db = open_raw_sled(dir.path());
         db.open_tree("appkeyhash_applicationid")

@@ -342,6 +342,16 @@ pub fn offline_check_output(dir: impl AsRef<Path>) -> std::process::Output {
         .expect("profiled check runs")
 }
 
+/// `profiled check` on a stopped server's directory finds nothing wrong.
+pub fn assert_checks_clean(dir: impl AsRef<Path>) {
+    let out = offline_check_output(dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// The binary, started on a free port; its stderr is collected on a thread.
 pub struct Process {
     pub child: Child,

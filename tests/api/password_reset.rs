@@ -565,12 +565,7 @@ async fn a_restore_keeps_application_keys_and_pending_resets() {
     assert!(!text.contains(&key), "a backup holds no key");
     assert!(!text.contains(&token), "a backup holds no reset token");
     let (target, restored) = import_backup(&backup);
-    let out = offline_check_output(&restored);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_checks_clean(&restored);
     drop(s);
     let r = TestServer::start_in(target, test_config(&restored)).await;
     assert_eq!(key_login(&r, Some(&key)).await.status, 200);

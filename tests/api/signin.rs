@@ -14,18 +14,6 @@ use crate::helpers::*;
 const PEER_V5: &str = "application/vnd.appgate.peer-v5+json";
 const FORM: &str = "application/x-www-form-urlencoded";
 
-/// An Appgate call with an explicit Accept header and token.
-async fn call(
-    s: &TestServer,
-    method: Method,
-    path: &str,
-    accept: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> TestResponse {
-    s.appgate_accepting(accept, method, path, token, body).await
-}
-
 fn credentials(email: &str, password: &str) -> Value {
     json!({"providerName": "local", "deviceId": DEVICE_ID, "username": email, "password": password})
 }
@@ -41,42 +29,42 @@ fn code(secret: &str, steps_ahead: u64) -> String {
 /// names, authentication. Returns the answer of `POST /authentication`.
 async fn sdpctl_until_authorization(s: &TestServer, email: &str, password: &str) -> Value {
     // The version probe: an unknown version, to read the supported ones from the 406.
-    let r = call(
-        s,
-        Method::POST,
-        "/admin/authentication",
-        PEER_V5,
-        None,
-        Some(json!({"providerName": "", "deviceId": DEVICE_ID})),
-    )
-    .await;
+    let r = s
+        .appgate_accepting(
+            PEER_V5,
+            Method::POST,
+            "/admin/authentication",
+            None,
+            Some(json!({"providerName": "", "deviceId": DEVICE_ID})),
+        )
+        .await;
     assert_eq!(r.status, 406);
     let version = r.json()["maxSupportedVersion"].as_u64().unwrap();
     assert_eq!(version, 23);
     let accept = format!("application/vnd.appgate.peer-v{version}+json");
-    let r = call(
-        s,
-        Method::GET,
-        "/admin/identity-providers/names",
-        &accept,
-        None,
-        None,
-    )
-    .await;
+    let r = s
+        .appgate_accepting(
+            &accept,
+            Method::GET,
+            "/admin/identity-providers/names",
+            None,
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(
         r.json()["data"],
         json!([{"name": "local", "type": "Credentials"}])
     );
-    let r = call(
-        s,
-        Method::POST,
-        "/admin/authentication",
-        &accept,
-        None,
-        Some(credentials(email, password)),
-    )
-    .await;
+    let r = s
+        .appgate_accepting(
+            &accept,
+            Method::POST,
+            "/admin/authentication",
+            None,
+            Some(credentials(email, password)),
+        )
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     let body = r.json();
     assert!(body["expires"].as_str().unwrap().ends_with('Z'));
@@ -101,15 +89,15 @@ async fn sdpctl_signs_in_without_mfa() {
     let s = TestServer::start().await;
     // The stored-token check: a full token (from any login) is answered as it is.
     let stored = s.admin_token().await;
-    let r = call(
-        &s,
-        Method::GET,
-        "/admin/authorization",
-        ACCEPT_V23,
-        Some(&stored),
-        None,
-    )
-    .await;
+    let r = s
+        .appgate_accepting(
+            ACCEPT_V23,
+            Method::GET,
+            "/admin/authorization",
+            Some(&stored),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(r.json()["token"], stored);
 
@@ -123,15 +111,15 @@ async fn sdpctl_signs_in_without_mfa() {
     assert_eq!(r.status, 401);
     // sdpctl authorizes twice with the same token and keeps the second answer's token.
     for _ in 0..2 {
-        let r = call(
-            &s,
-            Method::GET,
-            "/admin/authorization",
-            ACCEPT_V23,
-            Some(&partial),
-            None,
-        )
-        .await;
+        let r = s
+            .appgate_accepting(
+                ACCEPT_V23,
+                Method::GET,
+                "/admin/authorization",
+                Some(&partial),
+                None,
+            )
+            .await;
         assert_eq!(r.status, 200, "{:?}", r.json());
         assert_eq!(r.json()["token"], partial.as_str());
         assert_eq!(r.json()["expires"], body["expires"]);
@@ -180,11 +168,10 @@ async fn sdpctl_signs_in_with_mfa_and_codes_are_single_use() {
     let authorize = |token: String| {
         let s = &s;
         async move {
-            call(
-                s,
+            s.appgate_accepting(
+                ACCEPT_V23,
                 Method::GET,
                 "/admin/authorization",
-                ACCEPT_V23,
                 Some(&token),
                 None,
             )
@@ -195,15 +182,15 @@ async fn sdpctl_signs_in_with_mfa_and_codes_are_single_use() {
     assert_eq!(r.status, 412);
     assert_eq!(r.json()["otpRequired"], true);
 
-    let r = call(
-        &s,
-        Method::POST,
-        "/admin/authentication/otp/initialize",
-        ACCEPT_V23,
-        Some(&partial),
-        Some(json!({"userPassword": ADMIN_PASSWORD})),
-    )
-    .await;
+    let r = s
+        .appgate_accepting(
+            ACCEPT_V23,
+            Method::POST,
+            "/admin/authentication/otp/initialize",
+            Some(&partial),
+            Some(json!({"userPassword": ADMIN_PASSWORD})),
+        )
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     let init = r.json();
     assert_eq!(init["type"], "Secret");
@@ -220,11 +207,10 @@ async fn sdpctl_signs_in_with_mfa_and_codes_are_single_use() {
     let otp = |token: String, code: String| {
         let s = &s;
         async move {
-            call(
-                s,
+            s.appgate_accepting(
+                ACCEPT_V23,
                 Method::POST,
                 "/admin/authentication/otp",
-                ACCEPT_V23,
                 Some(&token),
                 Some(json!({"otp": code})),
             )
@@ -253,15 +239,15 @@ async fn sdpctl_signs_in_with_mfa_and_codes_are_single_use() {
     // The next sign-in: the seed is set up, and the code just used is spent.
     let body = sdpctl_until_authorization(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let second = body["token"].as_str().unwrap().to_string();
-    let r = call(
-        &s,
-        Method::POST,
-        "/admin/authentication/otp/initialize",
-        ACCEPT_V23,
-        Some(&second),
-        None,
-    )
-    .await;
+    let r = s
+        .appgate_accepting(
+            ACCEPT_V23,
+            Method::POST,
+            "/admin/authentication/otp/initialize",
+            Some(&second),
+            None,
+        )
+        .await;
     assert_eq!(r.json(), json!({"type": "AlreadySeeded"}));
     assert_eq!(otp(second.clone(), good).await.status, 401, "replayed");
     let next = code(&secret, 1);
