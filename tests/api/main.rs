@@ -22,6 +22,7 @@ mod lifecycle;
 mod login;
 mod ops;
 mod password_reset;
+mod readme;
 mod request_log;
 mod route_access;
 mod signin;
