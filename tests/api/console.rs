@@ -749,3 +749,54 @@ impl TestServer {
         self.appgate_login_response(email, password).await.status
     }
 }
+
+#[tokio::test]
+async fn an_account_under_mfa_signs_in_with_its_one_time_code() {
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    let r = s
+        .appgate(
+            Method::PUT,
+            "/admin/admin-mfa-settings",
+            Some(&admin),
+            Some(json!({"providerId": "9f1c62e4-5b2d-4a57-8e0f-2c3d7a6b1e90"})),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let b = Browser::start(&driver, 1024, 900).await;
+    b.goto(&format!("http://{}/ui/", s.addr)).await;
+    b.visible("#signin[open]").await;
+    b.fill("#si-username", ADMIN_EMAIL).await;
+    b.fill("#si-password", ADMIN_PASSWORD).await;
+    b.click("#si-submit").await;
+    // The first time, the seed to set up: its QR code (the otpauth link) and its secret.
+    b.visible("#si-otp").await;
+    b.until(
+        "the seed's QR code",
+        "const i = document.getElementById('si-seed-img'); return i.complete && i.naturalWidth > 0",
+    )
+    .await;
+    let secret = b.text("#si-seed-secret").await;
+    let link = decode_qr_screenshot(&b.element_png("#si-seed-img").await);
+    assert!(link.starts_with("otpauth://totp/") && link.contains(&format!("secret={secret}")));
+    shot("sign-in-mfa.png", &b.screenshot().await);
+    let key = profiled::auth::totp::from_base32(&secret).unwrap();
+    let step = profiled::auth::totp::step_of(time::OffsetDateTime::now_utc().unix_timestamp());
+    let code = profiled::auth::totp::format(profiled::auth::totp::code_at(&key, step));
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    b.fill("#si-otp", wrong).await;
+    b.click("#si-submit").await;
+    b.until(
+        "the wrong code said so",
+        "return document.getElementById('signin-error').textContent.includes('code')",
+    )
+    .await;
+    b.fill("#si-otp", &code).await;
+    b.click("#si-submit").await;
+    closed(&b, "signin").await;
+    assert!(b.is_shown("#nav-admins").await);
+    b.quit().await;
+}
