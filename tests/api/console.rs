@@ -275,6 +275,13 @@ async fn the_console_works_in_a_real_browser() {
     b.visible("#signin[open]").await;
     assert!(b.js("return location.pathname", json!([])).await == "/ui/");
     shot("sign-in.png", &b.screenshot().await);
+    // Nothing but the sign-in before signing in.
+    for hidden in ["#nav", "#signout", "#view-profiles", "#view-settings"] {
+        assert!(
+            !b.is_shown(hidden).await,
+            "{hidden} shown before the sign-in"
+        );
+    }
     assert_eq!(b.js(UNNAMED, json!([])).await, json!([]));
     // A wrong password is said so, and nothing opens.
     b.fill("#si-username", ADMIN_EMAIL).await;
@@ -630,6 +637,12 @@ async fn the_console_works_in_a_real_browser() {
     // Sign out: the token ends and the console forgets it.
     b.click("#signout").await;
     b.visible("#signin[open]").await;
+    for hidden in ["#nav", "#signout", "#view-admins", "#view-profiles"] {
+        assert!(
+            !b.is_shown(hidden).await,
+            "{hidden} shown after the sign-out"
+        );
+    }
     assert_eq!(
         b.js(
             "return sessionStorage.getItem('profiled.session')",
@@ -740,6 +753,39 @@ async fn a_forbidden_action_is_shown_as_a_403_in_the_browser() {
         .await
             == true
     );
+
+    // The page opened again on an ended session: the sign-in, then the page loads.
+    let r = s
+        .appgate(
+            Method::POST,
+            "/admin/client-profiles",
+            Some(&admin),
+            Some(json!({"name": "Seen after the sign-in", "identityProviderName": "local"})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let token = b
+        .js(
+            "return JSON.parse(sessionStorage.getItem('profiled.session')).token",
+            json!([]),
+        )
+        .await;
+    let r = s
+        .occ(Method::POST, "/ccadmin/v1/logout", token.as_str(), None)
+        .await;
+    assert_eq!(r.status, 200);
+    b.goto(&format!("http://{}/ui/", s.addr)).await;
+    b.visible("#signin[open]").await;
+    b.fill("#si-password", ACCOUNT_PASSWORD).await;
+    b.click("#si-submit").await;
+    closed(&b, "signin").await;
+    b.until(
+        "the list loaded",
+        "return document.querySelector('#p-table tbody .name')?.textContent === 'Seen after the sign-in'",
+    )
+    .await;
+    // Now a viewer: the new sign-in's privileges hide the creation.
+    assert!(!b.is_shown("#p-new").await);
     b.quit().await;
 }
 

@@ -206,7 +206,13 @@
       showShell();
     } else {
       applyPrivileges();
-      status("Signed in again. You can save what you were editing.");
+      if (document.querySelector("dialog[open]")) {
+        status("Signed in again. You can save what you were editing.");
+      } else if (current) {
+        show(current); // nothing was being edited: load the page again
+      } else {
+        showShell();
+      }
     }
   }
 
