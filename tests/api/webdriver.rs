@@ -41,8 +41,24 @@ pub struct Browser {
 #[derive(Clone, Debug)]
 pub struct Element(String);
 
+/// Ends the browser session (chromedriver then closes Chromium, also when a test failed
+/// half-way), then stops chromedriver. Blocking: `Drop` cannot wait for a future.
 impl Drop for Browser {
     fn drop(&mut self) {
+        if !self.session.is_empty() {
+            use std::io::{Read, Write};
+            if let Ok(mut c) =
+                std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))
+            {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(15)));
+                let _ = write!(
+                    c,
+                    "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    self.session, self.addr
+                );
+                let _ = c.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -327,9 +343,12 @@ impl Browser {
         .map(|v| v.as_str().unwrap_or("").to_string())
     }
 
+    /// Ends the session and stops chromedriver (what dropping does).
     pub async fn quit(self) {
         let _ = self
             .command(Method::DELETE, &format!("/session/{}", self.session), None)
             .await;
+        let mut me = self;
+        me.session.clear();
     }
 }
