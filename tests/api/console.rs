@@ -633,6 +633,40 @@ async fn the_console_works_in_a_real_browser() {
             .await,
         200
     );
+    // Change her roles: the dialog shows the ones she holds; add the exporter's.
+    b.click("#a-table tbody tr button.roles").await;
+    b.visible("#admin-dialog[open]").await;
+    b.until(
+        "her roles checked",
+        "return document.querySelector('#ad-roles input[value=clientProfileViewerRole]').checked \
+           && !document.querySelector('#ad-roles input[value=adminRole]').checked \
+           && document.getElementById('ad-firstName').offsetParent === null",
+    )
+    .await;
+    b.click("#ad-roles input[value=clientProfileExporterRole]")
+        .await;
+    b.click("#ad-save").await;
+    closed(&b, "admin-dialog").await;
+    let vera = s
+        .occ(
+            Method::GET,
+            "/ccadmin/v1/adminProfiles?queryFormat=SCIM&q=email%20eq%20%22vera%40example.com%22",
+            Some(&admin),
+            None,
+        )
+        .await
+        .json();
+    let mut held: Vec<&str> = vera["items"][0]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["repositoryId"].as_str().unwrap())
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        ["clientProfileExporterRole", "clientProfileViewerRole"]
+    );
 
     // Sign out: the token ends and the console forgets it.
     b.click("#signout").await;
@@ -656,7 +690,7 @@ async fn the_console_works_in_a_real_browser() {
         .await;
     assert_eq!(r.status, 401);
 
-    // The viewer's console offers only what a viewer may do.
+    // The low role's console (viewer and exporter) offers only what it may do.
     sign_in(&b, "vera@example.com", "vera-views-profiles").await;
     b.until(
         "the list",
@@ -669,12 +703,18 @@ async fn the_console_works_in_a_real_browser() {
         "#p-new",
         "button.edit",
         "button.delete",
-        "button.export",
     ] {
-        assert!(!b.is_shown(hidden).await, "a viewer is offered {hidden}");
+        assert!(
+            !b.is_shown(hidden).await,
+            "a viewer and exporter is offered {hidden}"
+        );
     }
     assert!(b.is_shown("#nav-profiles").await && b.is_shown("#nav-account").await);
-    shot("viewer.png", &b.screenshot().await);
+    assert!(
+        b.is_shown("button.export").await,
+        "the exporter's role offers the link"
+    );
+    shot("low-role.png", &b.screenshot().await);
 
     // Phone width: one column, nothing wider than the screen.
     b.set_size(390, 844).await;
