@@ -102,10 +102,11 @@ pub struct Table {
 
 /// Every table; a path belongs to the first whose prefix it is under (the last one's prefix
 /// is empty: it takes every other path).
-pub fn tables() -> [&'static Table; 3] {
+pub fn tables() -> [&'static Table; 4] {
     [
         &crate::appgate::routes::TABLE,
         &crate::occ::routes::TABLE,
+        &crate::console::TABLE,
         &crate::ops::TABLE,
     ]
 }
@@ -446,6 +447,7 @@ mod tests {
                 );
                 let family = match (table.dialect, table.prefixes) {
                     (_, [""]) => "ops.",
+                    (_, ["/ui", "/"]) => "console.",
                     (Dialect::Appgate, _) => "appgate.",
                     (Dialect::Occ, _) => "occ.",
                 };

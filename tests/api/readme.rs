@@ -10,14 +10,17 @@ use std::process::Command;
 
 use crate::helpers::Process;
 
-/// The non-2xx answers the README shows on purpose: (status, method, path).
-const SHOWN_REFUSALS: &[(u16, &str, &str)] = &[
+/// The non-2xx answers the README shows on purpose: (status, method, path without its
+/// trailing slash).
+const SHOWN_NON_2XX: &[(u16, &str, &str)] = &[
     // sdpctl's version probe with an unknown version.
     (406, "POST", "/admin/authentication"),
     // sdpctl's authorization before the one-time code is given.
     (412, "GET", "/admin/authorization"),
     // Oracle's password-only login while MFA covers the account; a wrong application key.
     (401, "POST", "/ccadmin/v1/login"),
+    // The console's redirect.
+    (302, "HEAD", ""),
 ];
 
 /// The shell blocks of the README that call curl, in order.
@@ -130,7 +133,7 @@ fn readme_examples_work_pasted_in_order_into_a_fresh_shell() {
             .next()
             .unwrap()
             .trim_end_matches('/');
-        let shown = SHOWN_REFUSALS
+        let shown = SHOWN_NON_2XX
             .iter()
             .any(|&(s, m, p)| s == status && m == method && p == path);
         assert!(
