@@ -182,8 +182,11 @@ fn apply(body: &Map<String, Value>, s: &mut GlobalSettings) -> (Vec<FieldError>,
     (errors, passphrase)
 }
 
-/// The key of a new passphrase, derived off the async threads (Argon2id, 64 MiB).
+/// The key of a new passphrase, derived off the async threads (Argon2id, 64 MiB), one at a
+/// time so that a burst of PUTs cannot take 64 MiB each at once.
 async fn backup_key(passphrase: String) -> Result<BackupKey, ApiError> {
+    static DERIVING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let _one_at_a_time = DERIVING.acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || BackupKey::from_passphrase(&passphrase))
         .await
         .map_err(ApiError::internal)?
