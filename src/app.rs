@@ -54,6 +54,16 @@ impl App {
         if !report.unrepairable.is_empty() {
             return Err(StartError::Damaged(report.unrepairable));
         }
+        match crate::appgate::seal_legacy_passphrase(&store).await {
+            Ok(false) => {}
+            Ok(true) => tracing::warn!(
+                "the backup passphrase stored in clear by an older version was replaced by its public key"
+            ),
+            Err(e) => tracing::error!(
+                status = e.status(crate::error::Dialect::Appgate).as_u16(),
+                "the backup passphrase stored in clear by an older version could not be replaced"
+            ),
+        }
         if store.account_count() == 0 {
             first_admin(&store, &config).await?;
         } else {

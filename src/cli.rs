@@ -24,6 +24,11 @@ Environment:
                          standard input, one line (at a terminal it is not shown; finish it
                          with Enter).";
 
+const IMPORT_HELP: &str = "\
+Environment:
+  PROFILED_BACKUP_PASSPHRASE  The passphrase of an encrypted backup, when --passphrase-file is
+                              not given. Neither: it is asked for at a terminal (not shown).";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "profiled",
@@ -65,9 +70,12 @@ pub enum Command {
     ResetPassword(ResetPasswordArgs),
     /// Verify the database offline; exit status 0 only when every invariant holds.
     Check(DataDirArgs),
-    /// Write a backup of a stopped server's database as JSON lines (to stdout or --output).
+    /// Write a backup of a stopped server's database as JSON lines (to stdout or --output),
+    /// encrypted as GET /admin/backup is when a backupPassphrase is set.
     Export(ExportArgs),
-    /// Restore a backup into an empty data directory, rebuilding the indexes.
+    /// Restore a backup (plain or encrypted) into an empty data directory, rebuilding the
+    /// indexes.
+    #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
 }
 
@@ -82,7 +90,9 @@ pub struct DataDirArgs {
 pub struct ExportArgs {
     #[command(flatten)]
     pub dir: DataDirArgs,
-    /// File to write (default: standard output).
+    /// File to write (default: standard output): written as FILE.tmp-<random> beside it
+    /// (mode 600) and renamed over FILE only once complete, so a failed export leaves an
+    /// existing FILE as it was.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
     /// Write what can still be read of a damaged database (exit status 3, naming what is
@@ -97,6 +107,9 @@ pub struct ImportArgs {
     pub dir: DataDirArgs,
     /// The backup file (`-` for standard input).
     pub file: PathBuf,
+    /// File holding the passphrase of an encrypted backup (one line).
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

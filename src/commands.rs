@@ -183,14 +183,89 @@ pub fn export(
         }
         missing.get_or_insert(what);
     }
-    for line in snapshot.into_lines() {
-        out.write_all(&line).map_err(|e| e.to_string())?;
+    // Encrypted as `GET /admin/backup` would be when a passphrase is set. Salvaging a store
+    // whose settings are unreadable writes in clear (the database itself is not encrypted).
+    let key = match store.settings() {
+        Ok(s) => s.backup_key,
+        Err(e) if salvage => {
+            missing.get_or_insert(format!("the settings ({e}): written unencrypted"));
+            None
+        }
+        Err(e) => return Err(damaged(e.to_string())),
+    };
+    let write = |out: &mut dyn std::io::Write, chunk: Vec<u8>| {
+        out.write_all(&chunk).map_err(|e| e.to_string())
+    };
+    match key {
+        None => snapshot.into_lines().try_for_each(|l| write(out, l))?,
+        Some(key) => crate::backup_crypt::encrypt_lines(&key, snapshot.into_lines())?
+            .try_for_each(|c| write(out, c))?,
     }
     out.flush().map_err(|e| e.to_string())?;
     Ok((counts, missing))
 }
 
-/// Restores a backup into an empty directory.
-pub fn import(data_dir: &Path, input: impl std::io::BufRead) -> Result<(usize, usize), String> {
-    crate::store::backup::import(data_dir, input)
+/// Writes `path` through a private temporary file beside it (mode 0600), synced and renamed
+/// over `path` only once `write` succeeded: a failure leaves an existing `path` untouched and
+/// no temporary file behind.
+pub fn write_file_atomically<T>(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T, String>,
+) -> Result<T, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{} is not a file name", path.display()))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|e| e.to_string())?;
+    let mut temp_name = name.to_os_string();
+    temp_name.push(format!(".tmp-{:016x}", u64::from_ne_bytes(random)));
+    let temp = dir.join(temp_name);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(|e| format!("{}: {e}", temp.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let result = write(&mut w).and_then(|value| {
+        let file = w.into_inner().map_err(|e| e.to_string())?;
+        file.sync_all().map_err(|e| e.to_string())?;
+        drop(file);
+        std::fs::rename(&temp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(value)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Restores a backup into an empty directory. An encrypted backup asks `passphrase` for its
+/// passphrase; a wrong one, or any altered or missing byte, restores nothing.
+pub fn import(
+    data_dir: &Path,
+    mut input: impl std::io::BufRead,
+    passphrase: impl FnOnce() -> Result<zeroize::Zeroizing<String>, String>,
+) -> Result<(usize, usize), String> {
+    use std::io::Read;
+    let mut start = Vec::with_capacity(crate::backup_crypt::MAGIC.len());
+    (&mut input)
+        .take(crate::backup_crypt::MAGIC.len() as u64)
+        .read_to_end(&mut start)
+        .map_err(|e| e.to_string())?;
+    let encrypted = crate::backup_crypt::is_encrypted(&start);
+    let input = std::io::Cursor::new(start).chain(input);
+    if !encrypted {
+        return crate::store::backup::import(data_dir, input);
+    }
+    let plain = crate::backup_crypt::decrypt(input, &passphrase()?)?;
+    crate::store::backup::import(data_dir, std::io::BufReader::new(plain))
 }

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod appgate;
 pub mod auth;
+pub mod backup_crypt;
 pub mod certs;
 pub mod cli;
 pub mod clock;

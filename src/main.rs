@@ -2,7 +2,6 @@
 //! library.
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 
 use clap::{FromArgMatches, parser::ValueSource};
@@ -138,31 +137,12 @@ fn main() -> ExitCode {
         },
         Some(Command::Export(args)) => {
             let result = match &args.output {
-                // Private (it holds the password hashes and the secret), and removed again
-                // when the export fails: a partial backup must not pass for one.
-                Some(path) => std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))
-                    .and_then(|f| {
-                        let mut w = std::io::BufWriter::new(f);
-                        let written =
-                            profiled::commands::export(&args.dir.data_dir, &mut w, args.salvage)
-                                .and_then(|counts| {
-                                    w.into_inner()
-                                        .map_err(|e| e.to_string())?
-                                        .sync_all()
-                                        .map_err(|e| e.to_string())?;
-                                    Ok(counts)
-                                });
-                        if written.is_err() {
-                            let _ = std::fs::remove_file(path);
-                        }
-                        written
-                    }),
+                // Private (it holds the password hashes and the secret), written beside the
+                // target and renamed over it only once complete: a failed export never
+                // destroys an earlier backup, and a partial one never passes for one.
+                Some(path) => profiled::commands::write_file_atomically(path, |w| {
+                    profiled::commands::export(&args.dir.data_dir, w, args.salvage)
+                }),
                 None => profiled::commands::export(
                     &args.dir.data_dir,
                     &mut std::io::stdout().lock(),
@@ -181,12 +161,20 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Import(args)) => {
-            let result = if args.file.as_os_str() == "-" {
-                profiled::commands::import(&args.dir.data_dir, std::io::stdin().lock())
+            let from_stdin = args.file.as_os_str() == "-";
+            let passphrase = || backup_passphrase(args.passphrase_file.as_deref(), from_stdin);
+            let result = if from_stdin {
+                profiled::commands::import(&args.dir.data_dir, std::io::stdin().lock(), passphrase)
             } else {
                 std::fs::File::open(&args.file)
                     .map_err(|e| format!("{}: {e}", args.file.display()))
-                    .and_then(|f| profiled::commands::import(&args.dir.data_dir, BufReader::new(f)))
+                    .and_then(|f| {
+                        profiled::commands::import(
+                            &args.dir.data_dir,
+                            BufReader::new(f),
+                            passphrase,
+                        )
+                    })
             };
             report_counts("imported", result)
         }
@@ -208,22 +196,66 @@ fn report_counts(what: &str, result: Result<(usize, usize), String>) -> ExitCode
     }
 }
 
+/// The passphrase of an encrypted backup being imported: from `--passphrase-file`, else
+/// PROFILED_BACKUP_PASSPHRASE, else asked at the terminal (not shown as typed).
+fn backup_passphrase(
+    file: Option<&std::path::Path>,
+    backup_on_stdin: bool,
+) -> Result<zeroize::Zeroizing<String>, String> {
+    let passphrase = if let Some(file) = file {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?,
+        );
+        // One line; its line end is no part of the passphrase.
+        let line = text.strip_suffix('\n').unwrap_or(&text);
+        zeroize::Zeroizing::new(line.strip_suffix('\r').unwrap_or(line).to_string())
+    } else if let Some(p) = std::env::var_os("PROFILED_BACKUP_PASSPHRASE") {
+        zeroize::Zeroizing::new(
+            p.into_string()
+                .map_err(|_| "PROFILED_BACKUP_PASSPHRASE is not valid UTF-8".to_string())?,
+        )
+    } else if !backup_on_stdin && std::io::stdin().is_terminal() {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        read_hidden_line(
+            "Passphrase of the encrypted backup (it is not shown as you type; finish with Enter): ",
+            &mut line,
+        )
+        .map_err(|e| format!("cannot read the passphrase: {e}"))?;
+        zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string())
+    } else {
+        return Err("the backup is encrypted: give its passphrase with --passphrase-file FILE or PROFILED_BACKUP_PASSPHRASE (or run at a terminal to be asked)".into());
+    };
+    if passphrase.is_empty() {
+        return Err("the passphrase is empty".into());
+    }
+    Ok(passphrase)
+}
+
+/// Reads one line from the terminal on standard input without showing it.
+fn read_hidden_line(prompt: &str, line: &mut String) -> std::io::Result<()> {
+    let stdin = std::io::stdin();
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let saved = rustix::termios::tcgetattr(&stdin)?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+    rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Flush, &quiet)?;
+    let read = stdin.lock().read_line(line);
+    rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Flush, &saved)?;
+    eprintln!();
+    read.map(drop)
+}
+
 /// Reads the new password from standard input: one line. At a terminal the prompt says how to
 /// finish, and what is typed is not shown.
 fn read_new_password(email: &str) -> std::io::Result<String> {
     let stdin = std::io::stdin();
     let mut line = String::new();
     if stdin.is_terminal() {
-        eprint!("New password for {email} (it is not shown as you type; finish with Enter): ");
-        std::io::stderr().flush()?;
-        let saved = rustix::termios::tcgetattr(&stdin)?;
-        let mut quiet = saved.clone();
-        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
-        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Flush, &quiet)?;
-        let read = stdin.lock().read_line(&mut line);
-        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Flush, &saved)?;
-        eprintln!();
-        read?;
+        read_hidden_line(
+            &format!("New password for {email} (it is not shown as you type; finish with Enter): "),
+            &mut line,
+        )?;
     } else {
         eprintln!("Reading the new password for {email} from standard input (one line)");
         stdin.lock().read_line(&mut line)?;

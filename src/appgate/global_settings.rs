@@ -1,15 +1,16 @@
 //! `/admin/global-settings`: view, replace (204) and reset (204). `backupPassphrase` is
-//! write-only and `collectiveId` read-only.
+//! write-only (only its public key is kept: see `backup_crypt`) and `collectiveId` read-only.
 
 use serde_json::{Map, Number, Value, json};
 
 use super::ok;
 use super::profile_body::is_hostname;
 use crate::auth::Caller;
+use crate::backup_crypt::BackupKey;
 use crate::error::{ApiError, FieldError};
 use crate::http::{self, Resp};
 use crate::routes::Cx;
-use crate::store::{AuditLogPersistenceMode, GlobalSettings, SpaMode};
+use crate::store::{AuditLogPersistenceMode, GlobalSettings, SpaMode, Store};
 
 /// Length limits (characters) of the free-text settings.
 pub const MAX_MESSAGE: usize = 4096;
@@ -51,10 +52,17 @@ pub fn to_json(s: &GlobalSettings) -> Value {
     })
 }
 
+/// A change of the write-only passphrase asked for by a body.
+enum Passphrase {
+    Keep,
+    Clear,
+    Set(String),
+}
+
 /// Reads a body over the current settings. Required fields must be present; an optional
 /// field that is absent (or null) keeps its current value, which is what keeps the
 /// write-only passphrase when a client sends back what it read.
-fn apply(body: &Map<String, Value>, s: &mut GlobalSettings) -> Vec<FieldError> {
+fn apply(body: &Map<String, Value>, s: &mut GlobalSettings) -> (Vec<FieldError>, Passphrase) {
     let mut errors = Vec::new();
     let present = |key: &str| body.get(key).filter(|v| !v.is_null());
     let mut number = |key: &str, required: bool, slot: &mut Number| match present(key) {
@@ -121,8 +129,12 @@ fn apply(body: &Map<String, Value>, s: &mut GlobalSettings) -> Vec<FieldError> {
         super::profile_body::MAX_HOSTNAME,
         &mut host,
     );
-    let mut passphrase = s.backup_passphrase.clone().unwrap_or_default();
-    text("backupPassphrase", MAX_PASSPHRASE, &mut passphrase);
+    let mut passphrase = None;
+    if let Some(p) = present("backupPassphrase") {
+        let mut given = String::new();
+        text("backupPassphrase", MAX_PASSPHRASE, &mut given);
+        passphrase = Some(given).filter(|_| p.is_string());
+    }
 
     let mut flag = |key: &str, slot: &mut bool| match present(key) {
         None => {}
@@ -162,8 +174,35 @@ fn apply(body: &Map<String, Value>, s: &mut GlobalSettings) -> Vec<FieldError> {
         ));
     }
     s.profile_hostname = host;
-    s.backup_passphrase = Some(passphrase).filter(|p| !p.is_empty());
-    errors
+    let passphrase = match passphrase {
+        None => Passphrase::Keep,
+        Some(p) if p.is_empty() => Passphrase::Clear,
+        Some(p) => Passphrase::Set(p),
+    };
+    (errors, passphrase)
+}
+
+/// The key of a new passphrase, derived off the async threads (Argon2id, 64 MiB), one at a
+/// time so that a burst of PUTs cannot take 64 MiB each at once.
+async fn backup_key(passphrase: String) -> Result<BackupKey, ApiError> {
+    static DERIVING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let _one_at_a_time = DERIVING.acquire().await.map_err(ApiError::internal)?;
+    tokio::task::spawn_blocking(move || BackupKey::from_passphrase(&passphrase))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+/// Replaces a passphrase that a version before encrypted backups stored in clear by its key.
+/// Returns whether there was one.
+pub async fn seal_legacy_passphrase(store: &Store) -> Result<bool, ApiError> {
+    let mut settings = store.settings()?;
+    let Some(passphrase) = settings.legacy_backup_passphrase.take() else {
+        return Ok(false);
+    };
+    settings.backup_key = Some(backup_key(passphrase).await?);
+    store.put_settings(settings).await?;
+    Ok(true)
 }
 
 pub async fn get(cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
@@ -177,9 +216,14 @@ pub async fn put(mut cx: Cx, _caller: Caller) -> Result<Resp, ApiError> {
         return Err(ApiError::bad_request("The body must be a JSON object."));
     };
     let mut settings = app.store.settings()?;
-    let errors = apply(&body, &mut settings);
+    let (errors, passphrase) = apply(&body, &mut settings);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
+    }
+    match passphrase {
+        Passphrase::Keep => {}
+        Passphrase::Clear => settings.backup_key = None,
+        Passphrase::Set(p) => settings.backup_key = Some(backup_key(p).await?),
     }
     app.store.put_settings(settings).await?;
     Ok(http::no_content())

@@ -10,6 +10,7 @@ mod mfa_settings;
 mod profile_body;
 pub mod routes;
 mod signin;
+pub(crate) use global_settings::seal_legacy_passphrase;
 pub(crate) use signin::issuer as signin_issuer;
 
 use hyper::header::{ACCEPT, HeaderMap};

@@ -5,7 +5,9 @@
 //! {"kind":"header","format":"profiled-backup","formatVersion":1,"schemaVersion":1,"created":"…"}
 //! {"kind":"secret","value":"<64 hex>"}
 //! {"kind":"collectiveId","value":"<uuid>"}
-//! {"kind":"settings","value":{…}}              (absent when the settings are the defaults)
+//! {"kind":"settings","value":{…}}              (absent when the settings are the defaults;
+//!                                               the backup key is a public key, see
+//!                                               `backup_crypt`)
 //! {"kind":"adminMfa","value":{…}}              (absent when administrator MFA was never set)
 //! {"kind":"account","value":{…}}               (one per account, with its password hash and
 //!                                               its authenticator seed)
@@ -314,8 +316,15 @@ fn restore(db: &sled::Db, input: impl BufRead) -> Result<(usize, usize), String>
                     .map_err(|e| e.to_string())?;
             }
             "settings" => {
-                let bytes = serde_json::to_vec(value).expect("plain JSON");
-                decode::<super::GlobalSettings>(&bytes).map_err(|e| err(n, &e.to_string()))?;
+                let mut bytes = serde_json::to_vec(value).expect("plain JSON");
+                let mut s: super::GlobalSettings =
+                    decode(&bytes).map_err(|e| err(n, &e.to_string()))?;
+                // A backup by a version that kept the passphrase in clear: only its key is
+                // restored.
+                if let Some(p) = s.legacy_backup_passphrase.take() {
+                    s.backup_key = Some(crate::backup_crypt::BackupKey::from_passphrase(&p)?);
+                    bytes = encode(&s);
+                }
                 settings
                     .insert(super::settings::KEY, bytes)
                     .map_err(|e| e.to_string())?;

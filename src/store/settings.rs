@@ -55,8 +55,14 @@ pub struct GlobalSettings {
     pub login_banner_message: String,
     pub message_of_the_day: String,
     pub backup_api_enabled: bool,
-    /// Write-only: stored, never returned.
-    pub backup_passphrase: Option<String>,
+    /// What is kept of the write-only `backupPassphrase`: its public key (never the
+    /// passphrase, nor anything that decrypts a backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_key: Option<crate::backup_crypt::BackupKey>,
+    /// A passphrase stored in clear by versions before encrypted backups: read only to be
+    /// replaced by its key at start-up, never written.
+    #[serde(default, rename = "backupPassphrase", skip_serializing)]
+    pub legacy_backup_passphrase: Option<String>,
     pub geo_ip_updates: bool,
     pub audit_log_persistence_mode: AuditLogPersistenceMode,
     /// Host of exported profile URLs; empty when unset.
@@ -78,7 +84,8 @@ impl GlobalSettings {
             login_banner_message: String::new(),
             message_of_the_day: String::new(),
             backup_api_enabled: false,
-            backup_passphrase: None,
+            backup_key: None,
+            legacy_backup_passphrase: None,
             geo_ip_updates: false,
             audit_log_persistence_mode: AuditLogPersistenceMode::Default,
             profile_hostname: String::new(),

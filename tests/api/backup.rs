@@ -8,6 +8,36 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
+/// Turns the backup API on (it is off by default, as on a controller) through
+/// PUT /admin/global-settings, setting `passphrase` too when given.
+pub async fn enable_backup_api(s: &TestServer, token: &str, passphrase: Option<&str>) {
+    let path = "/admin/global-settings";
+    let mut settings = s.appgate(Method::GET, path, Some(token), None).await.json();
+    settings["backupApiEnabled"] = true.into();
+    if let Some(p) = passphrase {
+        settings["backupPassphrase"] = p.into();
+    }
+    let r = s
+        .appgate(Method::PUT, path, Some(token), Some(settings))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+}
+
+/// `GET /admin/backup`, with the backup API enabled first.
+pub async fn take_backup(s: &TestServer, token: &str) -> bytes::Bytes {
+    enable_backup_api(s, token, None).await;
+    let r = s
+        .appgate(Method::GET, "/admin/backup", Some(token), None)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body
+}
+
+/// For imports of plain backups, which never ask.
+fn no_passphrase() -> Result<zeroize::Zeroizing<String>, String> {
+    panic!("a plain backup asks for no passphrase")
+}
+
 fn lines(body: &[u8]) -> Vec<Value> {
     body.split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
@@ -34,11 +64,30 @@ async fn backup_is_for_administrators_and_streams_json_lines() {
     assert_eq!(r.status, 405);
 
     let token = s.admin_token().await;
+    // Off by default: the vendor's answer for a disabled backup API, in Appgate's format.
+    let r = s
+        .appgate(Method::GET, "/admin/backup", Some(&token), None)
+        .await;
+    assert_eq!(r.status, 503);
+    let body = r.json();
+    assert_eq!(body["id"], "service unavailable", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"backupApiEnabled\": true in PUT /admin/global-settings"),
+        "{body}"
+    );
+    enable_backup_api(&s, &token, None).await;
     let r = s
         .appgate(Method::GET, "/admin/backup", Some(&token), None)
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"profiled-backup.jsonl\"")
+    );
     let l = lines(&r.body);
     assert_eq!(l[0]["kind"], "header");
     assert_eq!(l[0]["format"], "profiled-backup");
@@ -102,10 +151,7 @@ async fn a_backup_restores_into_a_fresh_directory_with_the_same_answers() {
                 .json(),
         );
     }
-    let backup = s
-        .appgate(Method::GET, "/admin/backup", Some(&token), None)
-        .await
-        .body;
+    let backup = take_backup(&s, &token).await;
     let link = s
         .appgate(
             Method::GET,
@@ -189,10 +235,7 @@ async fn a_backup_restores_into_a_fresh_directory_with_the_same_answers() {
 async fn damaged_or_truncated_backups_are_refused() {
     let s = TestServer::start().await;
     let token = s.admin_token().await;
-    let backup = s
-        .appgate(Method::GET, "/admin/backup", Some(&token), None)
-        .await
-        .body;
+    let backup = take_backup(&s, &token).await;
     let text = String::from_utf8(backup.to_vec()).unwrap();
     let truncated: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
     let miscounted = text.replace("\"accounts\":1", "\"accounts\":7");
@@ -202,7 +245,9 @@ async fn damaged_or_truncated_backups_are_refused() {
         ("{\"kind\":\"account\"}\n", "not a profiled backup"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let err = profiled::commands::import(&dir.path().join("db"), input.as_bytes()).unwrap_err();
+        let err =
+            profiled::commands::import(&dir.path().join("db"), input.as_bytes(), no_passphrase)
+                .unwrap_err();
         assert!(err.contains(expect), "{err}");
     }
 }
@@ -212,11 +257,7 @@ async fn offline_export_matches_the_backup_endpoint() {
     let s = TestServer::start().await;
     add_account(&s, "x@example.com", "clientProfileViewerRole").await;
     let token = s.admin_token().await;
-    let online = lines(
-        &s.appgate(Method::GET, "/admin/backup", Some(&token), None)
-            .await
-            .body,
-    );
+    let online = lines(&take_backup(&s, &token).await);
     let (dir, _) = s.stop().await;
     let out = Command::new(BIN)
         .args(["export", "--data-dir"])
@@ -298,6 +339,7 @@ async fn backups_taken_during_concurrent_renames_always_restore() {
     }
     let total = s.app.store.account_count();
     let token = s.admin_token().await;
+    enable_backup_api(&s, &token, None).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut writers = Vec::new();
     for (w, id) in renamers.iter().enumerate() {
@@ -323,7 +365,7 @@ async fn backups_taken_during_concurrent_renames_always_restore() {
             .await;
         assert_eq!(r.status, 200);
         let dir = tempfile::tempdir().unwrap();
-        let counts = profiled::commands::import(&dir.path().join("db"), &r.body[..])
+        let counts = profiled::commands::import(&dir.path().join("db"), &r.body[..], no_passphrase)
             .expect("every backup restores without index conflicts");
         assert_eq!(counts.0, total);
     }
@@ -360,10 +402,7 @@ async fn a_restore_keeps_authenticator_seeds_and_the_mfa_settings() {
         )
         .await;
     assert_eq!(r.status, 204);
-    let backup = s
-        .appgate(Method::GET, "/admin/backup", Some(&token), None)
-        .await
-        .body;
+    let backup = take_backup(&s, &token).await;
     let (target, restored) = import_backup(&backup);
     drop(s);
     let r = TestServer::start_in(target, test_config(&restored)).await;

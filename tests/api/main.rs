@@ -3,6 +3,7 @@
 mod admin_profiles;
 mod applications;
 mod backup;
+mod backup_encrypted;
 mod client_profile_concurrency;
 mod client_profile_export;
 mod client_profile_list;

@@ -557,10 +557,7 @@ async fn a_restore_keeps_application_keys_and_pending_resets() {
     add_account(&s, "amber@example.com", "clientProfileViewerRole").await;
     request_reset(&s, "amber@example.com").await;
     let token = wait_for_token(1, || outbox_text(&s)).await;
-    let backup = s
-        .appgate(Method::GET, "/admin/backup", Some(&admin), None)
-        .await
-        .body;
+    let backup = crate::backup::take_backup(&s, &admin).await;
     let text = String::from_utf8_lossy(&backup).to_string();
     assert!(!text.contains(&key), "a backup holds no key");
     assert!(!text.contains(&token), "a backup holds no reset token");
