@@ -25,3 +25,4 @@ mod password_reset;
 mod request_log;
 mod route_access;
 mod signin;
+mod tls;
