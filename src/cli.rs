@@ -16,7 +16,8 @@ Environment:
   RUST_LOG                 Log filter, e.g. `info` (default) or `profiled=debug`.
 Every flag can also be set with the variable named in its help, and every flag of `serve` in
 the file given with --config (TOML, keys as the flags' long names: `cache-mb = 64`); a flag
-wins over its variable, the variable over the file.";
+wins over its variable, the variable over the file.
+Signals: SIGHUP re-reads the HTTPS certificate and key; SIGINT or SIGTERM stop gracefully.";
 
 const RESET_HELP: &str = "\
 Environment:
