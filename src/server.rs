@@ -298,6 +298,9 @@ pub async fn run_on(
         table: Mutex::new(ConnTable::default()),
     });
     let graceful = GracefulShutdown::new();
+    // Set once the loop stops accepting: a connection still in its TLS handshake then closes
+    // rather than hold up the shutdown.
+    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
     let purge = tokio::spawn(purge_sessions(app.clone()));
     tokio::pin!(shutdown);
     'accept: loop {
@@ -366,6 +369,7 @@ pub async fn run_on(
         // Taken now, so that a shutdown waits for a connection still in its TLS handshake.
         let watcher = graceful.watcher();
         let handshake_timeout = app.config.tls_handshake_timeout;
+        let mut stopping = stopping_rx.clone();
         crate::metrics::METRICS.connection_opened();
         tokio::spawn(async move {
             let conn = async move {
@@ -373,7 +377,12 @@ pub async fn run_on(
                     return serve_connection(http, stream, service, watcher).await;
                 };
                 // A client that connects and never finishes the handshake is closed.
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                let shaken = tokio::select! {
+                    h = handshake => h,
+                    _ = stopping.wait_for(|s| *s) => return,
+                };
+                match shaken {
                     Ok(Ok(stream)) => serve_connection(http, stream, service, watcher).await,
                     Ok(Err(e)) => {
                         tracing::debug!(client = %peer, error = %e, "TLS handshake failed")
@@ -391,6 +400,7 @@ pub async fn run_on(
         });
     }
     purge.abort();
+    let _ = stopping.send(true);
     drop(plain);
     drop(tls);
     tracing::info!("shutting down: waiting for in-flight requests");

@@ -408,6 +408,33 @@ async fn an_idle_handshake_is_closed_at_the_time_limit_and_counts_against_the_ad
 }
 
 #[tokio::test]
+async fn sigterm_closes_tls_connections_gracefully_and_does_not_wait_for_a_handshake() {
+    let (_dir, p, cert) = start_generated(false, &[]);
+    let mut c = connect(p.addr, "localhost", &cert, BOTH).await.unwrap();
+    assert_eq!(c.get("/healthz", &[]).await.status, 200);
+    // Connected, never a byte: the handshake limit (10 s by default) has not passed.
+    let mut idle = TcpStream::connect(p.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    p.signal("-TERM");
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf))
+        .await
+        .expect("the half-open connection is closed at the shutdown")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    let (status, err) = p.wait();
+    assert!(status.success(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.contains("stopped"), "{err}");
+    assert!(!err.contains("did not finish in time"), "{err}");
+}
+
+#[tokio::test]
 async fn self_links_say_https_over_tls_and_http_over_the_plain_listener() {
     let (_dir, p, cert) = start_generated(true, &[]);
     let log = p.log();
