@@ -371,6 +371,16 @@ async fn tls_1_2_and_1_3_negotiate_and_older_versions_are_refused() {
     assert_eq!(answer.get(5), Some(&0x02), "a fatal one: {answer:?}");
 }
 
+/// Waits for the server to close `stream` without sending a byte, at most `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration, when: &str) {
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(limit, stream.read(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("not closed {when}"))
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without a byte {when}");
+}
+
 #[tokio::test]
 async fn an_idle_handshake_is_closed_at_the_time_limit_and_counts_against_the_address_limit() {
     let args = [
@@ -385,17 +395,13 @@ async fn an_idle_handshake_is_closed_at_the_time_limit_and_counts_against_the_ad
     // The address's one slot is taken by the idle handshake: a second connection is closed
     // at once.
     let mut second = TcpStream::connect(p.addr).await.unwrap();
-    let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(Duration::from_millis(900), second.read(&mut buf))
-        .await
-        .expect("closed before the handshake limit")
-        .unwrap_or(0);
-    assert_eq!(n, 0);
-    let n = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf))
-        .await
-        .expect("the idle connection is closed")
-        .unwrap_or(0);
-    assert_eq!(n, 0, "closed without a byte");
+    closed_within(
+        &mut second,
+        Duration::from_millis(900),
+        "before the handshake limit",
+    )
+    .await;
+    closed_within(&mut idle, Duration::from_secs(5), "at the handshake limit").await;
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_secs(4),
@@ -417,12 +423,7 @@ async fn sigterm_closes_tls_connections_gracefully_and_does_not_wait_for_a_hands
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     p.signal("-TERM");
-    let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf))
-        .await
-        .expect("the half-open connection is closed at the shutdown")
-        .unwrap_or(0);
-    assert_eq!(n, 0);
+    closed_within(&mut idle, Duration::from_secs(5), "at the shutdown").await;
     let (status, err) = p.wait();
     assert!(status.success(), "{err}");
     assert!(
