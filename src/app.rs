@@ -187,6 +187,8 @@ pub enum StartError {
     Store(String),
     CaCert(String),
     Mail(String),
+    /// The TLS certificate or key cannot be generated or loaded.
+    Tls(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -202,8 +204,9 @@ impl std::fmt::Display for StartError {
                 write!(f, "PROFILED_ADMIN_PASSWORD is not accepted: {m}")
             }
             StartError::Store(m) => write!(f, "could not create the first administrator: {m}"),
-            StartError::CaCert(m) => write!(f, "cannot read the CA certificate {m}"),
+            StartError::CaCert(m) => write!(f, "--ca-cert: cannot use the CA certificate {m}"),
             StartError::Mail(m) => write!(f, "password-reset mail: {m}"),
+            StartError::Tls(m) => write!(f, "HTTPS (--tls-listen): {m}"),
         }
     }
 }

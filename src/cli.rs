@@ -16,7 +16,8 @@ Environment:
   RUST_LOG                 Log filter, e.g. `info` (default) or `profiled=debug`.
 Every flag can also be set with the variable named in its help, and every flag of `serve` in
 the file given with --config (TOML, keys as the flags' long names: `cache-mb = 64`); a flag
-wins over its variable, the variable over the file.";
+wins over its variable, the variable over the file.
+Signals: SIGHUP re-reads the HTTPS certificate and key; SIGINT or SIGTERM stop gracefully.";
 
 const RESET_HELP: &str = "\
 Environment:
@@ -61,6 +62,8 @@ impl Cli {
     }
 }
 
+// Parsed once per process: the size of `serve`'s arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (the default).
@@ -118,9 +121,33 @@ pub struct ServeArgs {
     /// `cache-mb = 64`); flags and environment variables win over it.
     #[arg(long, env = "PROFILED_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address to listen on: IP:PORT or HOST:PORT (e.g. localhost:8080).
+    /// Address to listen on for plain HTTP: IP:PORT or HOST:PORT (e.g. localhost:8080), or
+    /// `none` (HTTPS only, with --tls-listen).
     #[arg(long, env = "PROFILED_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
-    pub listen: SocketAddr,
+    pub listen: Listen,
+    /// Address to listen on for HTTPS, e.g. 0.0.0.0:8443 (where Appgate's clients look), or
+    /// `none`: HTTPS is off unless this is given.
+    #[arg(long, env = "PROFILED_TLS_LISTEN", default_value = "none", value_parser = parse_listen)]
+    pub tls_listen: Listen,
+    /// The HTTPS certificate chain (PEM, the server's own certificate first), with --tls-key;
+    /// re-read on SIGHUP. Unset: a self-signed pair is generated into the data directory on the
+    /// first start (tls-cert.pem, tls-key.pem) and reused after.
+    #[arg(long, env = "PROFILED_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "PROFILED_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// A host name or IP address the generated certificate is for (repeat the flag, or
+    /// separate with commas). Default: this machine's host name, localhost, 127.0.0.1, ::1.
+    #[arg(
+        long = "tls-hostname",
+        env = "PROFILED_TLS_HOSTNAME",
+        value_delimiter = ','
+    )]
+    pub tls_hostname: Vec<String>,
+    /// Seconds a client has to complete the TLS handshake.
+    #[arg(long, env = "PROFILED_TLS_HANDSHAKE_TIMEOUT", default_value_t = 10)]
+    pub tls_handshake_timeout: u64,
     /// Directory of the database (created if missing).
     #[arg(long, env = "PROFILED_DATA_DIR", default_value = "data/db")]
     pub data_dir: PathBuf,
@@ -202,22 +229,40 @@ pub struct ResetPasswordArgs {
     pub make_admin: bool,
 }
 
-/// `IP:PORT` or `HOST:PORT`; a host name is resolved once, and its first address is used.
-fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+/// A listening address, or none (`none`: that listener is off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// `IP:PORT` or `HOST:PORT` (a host name is resolved once, and its first address is used), or
+/// `none`.
+fn parse_listen(s: &str) -> Result<Listen, String> {
     use std::net::ToSocketAddrs;
+    if s == "none" {
+        return Ok(Listen(None));
+    }
     if let Ok(a) = s.parse() {
-        return Ok(a);
+        return Ok(Listen(Some(a)));
     }
     if s.rsplit_once(':')
         .is_none_or(|(_, port)| port.parse::<u16>().is_err())
     {
         return Err(format!(
-            "{s:?} is not HOST:PORT (e.g. 127.0.0.1:8080 or localhost:8080)"
+            "{s:?} is not HOST:PORT (e.g. 127.0.0.1:8080 or localhost:8080) or none"
         ));
     }
     s.to_socket_addrs()
         .map_err(|e| format!("cannot resolve {s:?}: {e}"))?
         .next()
+        .map(|a| Listen(Some(a)))
         .ok_or_else(|| format!("{s:?} resolves to no address"))
 }
 
@@ -268,9 +313,9 @@ pub fn parse(args: &[String]) -> Result<(clap::ArgMatches, Option<ConfigFile>), 
     let mut cmd = Cli::command();
     for (id, _, value) in &values {
         cmd = cmd
-            .mut_arg(id, |a| a.default_value(value.clone()))
+            .mut_arg(id, |a| a.default_values(value.clone()))
             .mut_subcommand("serve", |s| {
-                s.mut_arg(id, |a| a.default_value(value.clone()))
+                s.mut_arg(id, |a| a.default_values(value.clone()))
             });
     }
     let file = ConfigFile {
@@ -289,13 +334,17 @@ enum Kind {
     Boolean,
     Integer,
     String,
+    /// A repeatable flag (`--tls-hostname`): an array of strings, or one string.
+    Strings,
 }
 
 impl Kind {
     fn of(arg: &clap::Arg) -> Kind {
         use std::any::TypeId;
         let t = arg.get_value_parser().type_id();
-        if t == TypeId::of::<bool>() {
+        if matches!(arg.get_action(), ArgAction::Append) {
+            Kind::Strings
+        } else if t == TypeId::of::<bool>() {
             Kind::Boolean
         } else if [
             TypeId::of::<u64>(),
@@ -316,14 +365,17 @@ impl Kind {
             Kind::Boolean => "a boolean (true or false)",
             Kind::Integer => "an integer",
             Kind::String => "a string",
+            Kind::Strings => "an array of strings",
         }
     }
 }
 
 /// Reads a configuration file: each key must be the long name of one of `serve`'s flags (not
-/// `config`), each value of that flag's type. Returns (argument id, key, value as on the
-/// command line).
-fn read_config_file(path: &std::path::Path) -> Result<Vec<(String, String, String)>, String> {
+/// `config`), each value of that flag's type. Returns (argument id, key, values as on the
+/// command line: one, or a repeatable flag's several).
+type FileValues = Vec<(String, String, Vec<String>)>;
+
+fn read_config_file(path: &std::path::Path) -> Result<FileValues, String> {
     use clap::CommandFactory;
     let file = path.display();
     let text = std::fs::read_to_string(path)
@@ -356,16 +408,28 @@ fn read_config_file(path: &std::path::Path) -> Result<Vec<(String, String, Strin
             ));
         };
         let kind = Kind::of(arg);
+        let wrong = |kind: Kind, found: &str| {
+            format!(
+                "configuration file {file}: `{key}` must be {}, found {found}",
+                kind.name(),
+            )
+        };
         let text = match (kind, value) {
-            (Kind::Boolean, toml::Value::Boolean(b)) => b.to_string(),
-            (Kind::Integer, toml::Value::Integer(i)) => i.to_string(),
-            (Kind::String, toml::Value::String(s)) => s,
+            (Kind::Boolean, toml::Value::Boolean(b)) => vec![b.to_string()],
+            (Kind::Integer, toml::Value::Integer(i)) => vec![i.to_string()],
+            (Kind::String | Kind::Strings, toml::Value::String(s)) => vec![s],
+            (Kind::Strings, toml::Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s),
+                    other => Err(wrong(
+                        kind,
+                        &format!("an array holding {}", other.type_str()),
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
             (kind, other) => {
-                return Err(format!(
-                    "configuration file {file}: `{key}` must be {}, found {}",
-                    kind.name(),
-                    other.type_str()
-                ));
+                return Err(wrong(kind, other.type_str()));
             }
         };
         values.push((arg.get_id().to_string(), key, text));
@@ -458,6 +522,30 @@ impl ServeArgs {
         c.smtp_from = self.smtp_from.clone().filter(|f| !f.is_empty());
         c.password_reset_lifetime =
             std::time::Duration::from_secs(self.password_reset_minutes.max(1) * 60);
+
+        c.tls_cert = self.tls_cert.clone();
+        c.tls_key = self.tls_key.clone();
+        c.tls_hostnames = self
+            .tls_hostname
+            .iter()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect();
+        c.tls_handshake_timeout = std::time::Duration::from_secs(self.tls_handshake_timeout.max(1));
         c
+    }
+
+    /// Listener and certificate settings that cannot work together: the sentence the start
+    /// stops with.
+    pub fn check_listeners(&self) -> Result<(), String> {
+        if self.listen.0.is_none() && self.tls_listen.0.is_none() {
+            return Err(
+                "nothing to listen on: --listen none needs --tls-listen ADDRESS (HTTPS)".into(),
+            );
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("--tls-cert and --tls-key go together: give both, or neither for a generated self-signed certificate".into());
+        }
+        Ok(())
     }
 }

@@ -60,6 +60,18 @@ pub struct Config {
     pub mail_timeout: Duration,
     /// How long a password-reset token stays valid.
     pub password_reset_lifetime: Duration,
+
+    // HTTPS (README, "Operations"); served when the server is given a TLS listener.
+    /// The server's certificate chain (PEM, its own first), with `tls_key`. `None` (both):
+    /// the self-signed pair in the data directory, generated on the first start.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Host names and addresses a generated certificate is for; empty: the machine's host
+    /// name, `localhost`, `127.0.0.1` and `::1`.
+    pub tls_hostnames: Vec<String>,
+    /// Time a client has to complete the TLS handshake.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Config {
@@ -92,6 +104,11 @@ impl Config {
             smtp_from: None,
             mail_timeout: Duration::from_secs(30),
             password_reset_lifetime: Duration::from_secs(60 * 60),
+
+            tls_cert: None,
+            tls_key: None,
+            tls_hostnames: Vec::new(),
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }

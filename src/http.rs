@@ -34,6 +34,11 @@ pub struct CallerId(pub String);
 #[derive(Clone, Copy, Debug)]
 pub struct LocalAddr(pub std::net::SocketAddr);
 
+/// In the extensions of every request that came over TLS (`--tls-listen`): self links then
+/// say `https://`.
+#[derive(Clone, Copy, Debug)]
+pub struct OverTls;
+
 /// The client's IP address (`None` only for requests built outside the server).
 pub fn peer_ip(extensions: &hyper::http::Extensions) -> Option<std::net::IpAddr> {
     extensions.get::<PeerAddr>().map(|p| p.0.ip())

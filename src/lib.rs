@@ -25,7 +25,8 @@ pub mod routes;
 pub mod server;
 pub mod store;
 pub mod text;
+pub mod tls;
 
 pub use app::{App, StartError};
 pub use config::Config;
-pub use server::{run, serve};
+pub use server::{Listeners, run, run_on, serve, serve_on};

@@ -40,18 +40,19 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    // Which variable or file `--listen` came from, to name it in an error.
-    let listen_from = match matches
-        .subcommand_matches("serve")
-        .unwrap_or(&matches)
-        .value_source("listen")
-    {
-        Some(ValueSource::EnvVariable) => Some("PROFILED_LISTEN".to_string()),
+    // Which variable or file the listening addresses came from, to name it in an error.
+    let serve_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
+    let origin = |id: &str, var: &str| match serve_matches.value_source(id) {
+        Some(ValueSource::EnvVariable) => Some(var.to_string()),
         Some(ValueSource::DefaultValue) => config_file
             .as_ref()
-            .filter(|f| f.keys.iter().any(|k| k == "listen"))
+            .filter(|f| f.keys.iter().any(|k| k == &id.replace('_', "-")))
             .map(|f| f.path.display().to_string()),
         _ => None,
+    };
+    let origins = Origins {
+        listen: origin("listen", "PROFILED_LISTEN"),
+        tls_listen: origin("tls_listen", "PROFILED_TLS_LISTEN"),
     };
     // One line per request is written by a thread of its own, so that a slow stderr (a pipe
     // to a journal, a terminal) never holds up a request; lines are batched while requests
@@ -77,8 +78,8 @@ fn main() -> ExitCode {
         profiled::cli::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
     }
     match cli.command {
-        None => serve(cli.serve, listen_from),
-        Some(Command::Serve(args)) => serve(args, listen_from),
+        None => serve(cli.serve, origins),
+        Some(Command::Serve(args)) => serve(args, origins),
         Some(Command::ResetPassword(args)) => {
             let password = match std::env::var("PROFILED_NEW_PASSWORD") {
                 Ok(p) if !p.is_empty() => {
@@ -263,37 +264,78 @@ fn read_new_password(email: &str) -> std::io::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-fn serve(args: ServeArgs, listen_from: Option<String>) -> ExitCode {
+/// Where `--listen` and `--tls-listen` came from when not from the command line: the
+/// environment variable's name or the configuration file's path.
+struct Origins {
+    listen: Option<String>,
+    tls_listen: Option<String>,
+}
+
+fn serve(args: ServeArgs, origins: Origins) -> ExitCode {
+    if let Err(e) = args.check_listeners() {
+        eprintln!("profiled: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
     runtime.block_on(async {
-        // Registered before anything else, so a signal during start-up is not lost.
-        let shutdown = match shutdown_signal() {
+        // Registered before anything else, so a signal during start-up is not lost (nor does
+        // SIGHUP's default action end the process).
+        let (shutdown, reload) = match shutdown_signal().and_then(|s| {
+            let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            Ok((s, hup))
+        }) {
             Ok(f) => f,
             Err(e) => {
                 eprintln!("profiled: cannot install signal handlers: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let listener = match tokio::net::TcpListener::bind(args.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                let from = listen_from
-                    .map(|v| format!(" (from {v})"))
-                    .unwrap_or_default();
-                eprintln!("profiled: cannot listen on {}{from}: {e}", args.listen);
-                return ExitCode::FAILURE;
-            }
+        let mut listeners = profiled::Listeners {
+            plain: None,
+            tls: None,
         };
-        tracing::info!(
-            addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            data_dir = %args.data_dir.display(),
-            "listening"
-        );
+        for (flag, addr, from, slot) in [
+            ("--listen", args.listen.0, &origins.listen, &mut listeners.plain),
+            ("--tls-listen", args.tls_listen.0, &origins.tls_listen, &mut listeners.tls),
+        ] {
+            let Some(addr) = addr else { continue };
+            let listener = match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    let from = from
+                        .as_ref()
+                        .map(|v| format!(" (from {v})"))
+                        .unwrap_or_default();
+                    eprintln!("profiled: cannot listen on {addr} ({flag}){from}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let bound = listener.local_addr().ok();
+            let tls = flag == "--tls-listen";
+            tracing::info!(
+                addr = %bound.map(|a| a.to_string()).unwrap_or_default(),
+                scheme = %if tls { "https" } else { "http" },
+                data_dir = %args.data_dir.display(),
+                "listening"
+            );
+            if !tls && !addr.ip().is_loopback() {
+                tracing::warn!(
+                    %addr,
+                    "plain HTTP on an address other machines reach: passwords, tokens and backups cross the network unencrypted; serve them over HTTPS (--tls-listen) and keep --listen on 127.0.0.1, or set it to none"
+                );
+            }
+            *slot = Some(listener);
+        }
+        if listeners.tls.is_none()
+            && (args.tls_cert.is_some() || !args.tls_hostname.is_empty())
+        {
+            tracing::warn!("--tls-cert, --tls-key and --tls-hostname do nothing without --tls-listen");
+        }
         let shutdown = notify::around_shutdown(notify::Notifier::from_env(), shutdown);
-        match profiled::serve(args.config(), listener, shutdown).await {
+        match profiled::serve_on(args.config(), listeners, shutdown, Some(reload)).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("profiled: {e}");

@@ -1,7 +1,7 @@
 //! The HTTP/1.1 server: accept loop with a connection cap (and a share per client address;
 //! when full, a connection idle without a request head gives up its slot), hyper with header
 //! timeouts and a 16 KiB head cap, one log line per request, panics turned into 500s, and
-//! graceful shutdown.
+//! graceful shutdown; plain HTTP and HTTPS (after a TLS handshake with a time limit) alike.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -19,6 +19,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
@@ -26,26 +27,76 @@ use crate::app::{App, StartError};
 use crate::auth::lockout::address_key;
 use crate::config::Config;
 use crate::error::{ApiError, Dialect};
-use crate::http::{Body, LocalAddr, PeerAddr, Req};
+use crate::http::{Body, LocalAddr, OverTls, PeerAddr, Req};
 use crate::routes;
+use crate::tls::Tls;
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
-/// Opens the data directory, serves on `listener` until `shutdown` resolves, lets in-flight
-/// requests finish (bounded by `shutdown_timeout`), and flushes the store.
+/// The sockets the server is to accept on: plain HTTP, HTTPS, or both.
+pub struct Listeners {
+    pub plain: Option<TcpListener>,
+    pub tls: Option<TcpListener>,
+}
+
+/// Opens the data directory, serves plain HTTP on `listener` until `shutdown` resolves, lets
+/// in-flight requests finish (bounded by `shutdown_timeout`), and flushes the store.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
+    let listeners = Listeners {
+        plain: Some(listener),
+        tls: None,
+    };
+    serve_on(config, listeners, shutdown, None).await
+}
+
+/// `serve` on plain HTTP, HTTPS or both; with a TLS listener the certificate is loaded (or
+/// generated) once the data directory is open, and each `reload` signal (SIGHUP) reloads it.
+pub async fn serve_on(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+    reload: Option<tokio::signal::unix::Signal>,
+) -> Result<(), StartError> {
     let app = App::open(config).await?;
-    run(app.clone(), listener, shutdown).await;
+    let tls = match &listeners.tls {
+        Some(_) => match Tls::start(&app.config) {
+            Ok(tls) => Some(Arc::new(tls)),
+            Err(e) => {
+                let _ = app.store.close_cleanly();
+                return Err(StartError::Tls(e));
+            }
+        },
+        None => None,
+    };
+    let reloader = reload.map(|r| tokio::spawn(reload_on_signal(r, tls.clone())));
+    let tls = listeners.tls.zip(tls);
+    run_on(app.clone(), listeners.plain, tls, shutdown).await;
+    if let Some(r) = reloader {
+        r.abort();
+    }
     if let Err(e) = app.store.close_cleanly() {
         tracing::error!(error = %e, "final flush failed");
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the certificate at every signal; without HTTPS there is nothing to reload.
+async fn reload_on_signal(mut signal: tokio::signal::unix::Signal, tls: Option<Arc<Tls>>) {
+    while signal.recv().await.is_some() {
+        match &tls {
+            Some(tls) => {
+                let tls = tls.clone();
+                let _ = tokio::task::spawn_blocking(move || tls.reload()).await;
+            }
+            None => tracing::info!("SIGHUP: nothing to reload (HTTPS is off)"),
+        }
+    }
 }
 
 /// Largest request head (request line and headers) accepted: beyond it hyper answers 431
@@ -213,8 +264,29 @@ impl hyper::body::Body for Tracked {
     }
 }
 
-/// The accept loop for an already opened app.
+/// The accept loop for an already opened app, plain HTTP on `listener`.
 pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    run_on(app, Some(listener), None, shutdown).await
+}
+
+/// Accepts the next connection on `listener`; never, without one.
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The accept loop for an already opened app, on a plain listener, a TLS one, or both: both
+/// share the connection limits, the request handling and the graceful shutdown.
+pub async fn run_on(
+    app: App,
+    plain: Option<TcpListener>,
+    tls: Option<(TcpListener, Arc<Tls>)>,
+    shutdown: impl Future<Output = ()>,
+) {
     let permits = Arc::new(Semaphore::new(app.config.max_connections.max(1)));
     let per_address = match app.config.max_connections_per_address {
         0 => usize::MAX,
@@ -226,20 +298,27 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
         table: Mutex::new(ConnTable::default()),
     });
     let graceful = GracefulShutdown::new();
+    // Set once the loop stops accepting: a connection still in its TLS handshake then closes
+    // rather than hold up the shutdown.
+    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
     let purge = tokio::spawn(purge_sessions(app.clone()));
     tokio::pin!(shutdown);
     'accept: loop {
-        let (stream, peer) = tokio::select! {
+        let (accepted, acceptor) = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Usually EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            a = accept(plain.as_ref()) => (a, None),
+            a = accept(tls.as_ref().map(|(l, _)| l)) => {
+                (a, tls.as_ref().map(|(_, t)| t.acceptor().clone()))
+            }
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         // Over its address's share: closed at once, before it takes a slot.
         let Some(guard) = conns.open(address_key(peer.ip()), per_address) else {
@@ -265,6 +344,7 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
         let local = stream.local_addr().ok();
         let handler_app = app.clone();
         let (start, handler_conn) = (conns.start, guard.conn.clone());
+        let over_tls = acceptor.is_some();
         let service = service_fn(move |mut req: Req| {
             let app = handler_app.clone();
             let busy = Busy::new(start, &handler_conn);
@@ -272,21 +352,44 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
             if let Some(local) = local {
                 req.extensions_mut().insert(LocalAddr(local));
             }
+            if over_tls {
+                req.extensions_mut().insert(OverTls);
+            }
             async move {
                 let resp = handle(app, req).await;
                 Ok::<_, Infallible>(resp.map(|body| Tracked { body, _busy: busy }))
             }
         });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
             .header_read_timeout(app.config.header_timeout)
             .max_buf_size(MAX_HEAD)
             .max_header_size(MAX_HEAD)
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+            .keep_alive(true);
+        // Taken now, so that a shutdown waits for a connection still in its TLS handshake.
+        let watcher = graceful.watcher();
+        let handshake_timeout = app.config.tls_handshake_timeout;
+        let mut stopping = stopping_rx.clone();
         crate::metrics::METRICS.connection_opened();
         tokio::spawn(async move {
+            let conn = async move {
+                let Some(acceptor) = acceptor else {
+                    return serve_connection(http, stream, service, watcher).await;
+                };
+                // A client that connects and never finishes the handshake is closed.
+                let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                let shaken = tokio::select! {
+                    h = handshake => h,
+                    _ = stopping.wait_for(|s| *s) => return,
+                };
+                match shaken {
+                    Ok(Ok(stream)) => serve_connection(http, stream, service, watcher).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(client = %peer, error = %e, "TLS handshake failed")
+                    }
+                    Err(_) => tracing::debug!(client = %peer, "TLS handshake timed out"),
+                }
+            };
             tokio::select! {
                 _ = conn => {}
                 _ = guard.conn.evict.notified() => {}
@@ -297,7 +400,9 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
         });
     }
     purge.abort();
-    drop(listener);
+    let _ = stopping.send(true);
+    drop(plain);
+    drop(tls);
     tracing::info!("shutting down: waiting for in-flight requests");
     tokio::select! {
         _ = graceful.shutdown() => {}
@@ -305,6 +410,22 @@ pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output =
             tracing::warn!("in-flight requests did not finish in time; closing them");
         }
     }
+}
+
+/// Serves HTTP/1.1 on one connection (plain or TLS) until it closes or the server shuts down.
+async fn serve_connection<I, S>(
+    http: http1::Builder,
+    io: I,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Tracked> + Send,
+    S::Future: Send,
+{
+    let _ = watcher
+        .watch(http.serve_connection(TokioIo::new(io), service))
+        .await;
 }
 
 /// Routes one request and logs one line for it.

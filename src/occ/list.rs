@@ -190,7 +190,8 @@ pub fn keep_fields(item: Value, fields: Option<&[String]>) -> Value {
     }
 }
 
-/// This request's URL as the client addressed it: `http://<Host><path>[?<query>]`.
+/// This request's URL as the client addressed it: `http://<Host><path>[?<query>]`, or
+/// `https://` when it came over TLS.
 pub fn self_url(head: &Head) -> String {
     // A `Host` that is no host name is not repeated: the address the request came in on is.
     let host = head
@@ -205,7 +206,11 @@ pub fn self_url(head: &Head) -> String {
             Some(local.0.to_string())
         })
         .unwrap_or_else(|| "localhost".into());
-    let mut url = format!("http://{host}{}", head.uri.path());
+    let scheme = match head.extensions.get::<http::OverTls>() {
+        Some(_) => "https",
+        None => "http",
+    };
+    let mut url = format!("{scheme}://{host}{}", head.uri.path());
     if let Some(q) = head.uri.query() {
         url.push('?');
         url.push_str(q);

@@ -245,13 +245,13 @@ async fn the_barcode_is_a_qr_code_of_the_link() {
 #[tokio::test]
 async fn a_configured_ca_adds_its_fingerprint() {
     use sha2::Digest;
-    let der = b"\x30\x82\x01\x0a not really a certificate, but bytes to hash".to_vec();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&key).unwrap();
+    let der = ca.der().to_vec();
     let ca_dir = tempfile::tempdir().unwrap();
-    let pem = format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        STANDARD.encode(&der)
-    );
-    std::fs::write(ca_dir.path().join("ca.pem"), pem).unwrap();
+    std::fs::write(ca_dir.path().join("ca.pem"), ca.pem()).unwrap();
     let path = ca_dir.path().join("ca.pem");
     let s = TestServer::start_with(|c| c.ca_cert = Some(path)).await;
     let t = s.admin_token().await;

@@ -137,6 +137,10 @@ fn an_unknown_key_or_a_wrong_type_in_the_config_file_stops_the_start() {
             "`login-limit-loopback` must be a boolean",
         ),
         ("config = \"other.toml\"\n", "unknown key `config`"),
+        (
+            "tls-hostname = [\"a.test\", 5]\n",
+            "`tls-hostname` must be an array of strings, found an array holding integer",
+        ),
         ("listen = \n", "configuration file"),
     ] {
         let config = write_config(dir.path(), text);
@@ -260,7 +264,8 @@ async fn the_shipped_example_settings_file_starts_the_server_as_the_unit_runs_it
     let dir = tempfile::tempdir().unwrap();
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/deploy/profiled.toml");
     let addr = free_addr();
-    // As ExecStart= has it, with the test's own address and directory (flags win).
+    let https = free_addr().to_string();
+    // As ExecStart= has it, with the test's own addresses and directory (flags win).
     let p = start(
         &[
             "serve",
@@ -270,6 +275,8 @@ async fn the_shipped_example_settings_file_starts_the_server_as_the_unit_runs_it
             example,
             "--listen",
             &addr.to_string(),
+            "--tls-listen",
+            &https,
         ],
         &[],
         addr,
@@ -278,5 +285,11 @@ async fn the_shipped_example_settings_file_starts_the_server_as_the_unit_runs_it
         p.login("admin@example.com", ADMIN_PASSWORD).await.status,
         200
     );
+    // HTTPS with the generated certificate, which curl trusts when told to.
+    let port = https.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}/healthz");
+    if let Some(out) = curl_with_cacert(&dir.path().join("tls-cert.pem"), &url) {
+        assert_eq!(out, r#"{"status":"ok"}"#);
+    }
     stop(p).await;
 }

@@ -199,18 +199,8 @@ impl TestServer {
     }
 
     pub async fn occ_login_response(&self, email: &str, password: &str) -> TestResponse {
-        let form = format!(
-            "grant_type=password&username={}&password={}",
-            urlencode(email),
-            urlencode(password)
-        );
-        self.request(
-            Method::POST,
-            "/ccadmin/v1/login",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            form,
-        )
-        .await
+        let (path, headers, form) = occ_login_request(email, password);
+        self.request(Method::POST, path, headers, form).await
     }
 
     /// Logs in through Appgate and returns the token.
@@ -287,6 +277,24 @@ pub fn decode_qr_png(png_bytes: &[u8]) -> String {
     let grids = img.detect_grids();
     assert_eq!(grids.len(), 1);
     grids[0].decode().unwrap().1
+}
+
+/// The path, headers and form of an Oracle Commerce password login (a POST).
+pub fn occ_login_request(
+    email: &str,
+    password: &str,
+) -> (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    String,
+) {
+    let form = format!(
+        "grant_type=password&username={}&password={}",
+        urlencode(email),
+        urlencode(password)
+    );
+    let headers = &[("content-type", "application/x-www-form-urlencoded")];
+    ("/ccadmin/v1/login", headers, form)
 }
 
 pub fn urlencode(s: &str) -> String {
@@ -391,10 +399,27 @@ impl Process {
             .unwrap()
             .port();
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let listen = addr.to_string();
+        let mut all = vec!["serve", "--listen", &listen, "--data-dir"];
+        let dir = dir.to_str().unwrap();
+        all.push(dir);
+        all.extend_from_slice(args);
+        Self::spawn(&all, password, env, |_| {
+            std::net::TcpStream::connect(addr).ok().map(|_| addr)
+        })
+    }
+
+    /// Starts `profiled` with exactly `args` (and `env`, and the password), and waits until
+    /// `ready` (given what it logged so far) gives the address to talk to; `Err` with the exit
+    /// status and stderr when it ends first.
+    pub fn spawn(
+        args: &[&str],
+        password: Option<&str>,
+        env: &[(&str, &str)],
+        ready: impl Fn(&str) -> Option<SocketAddr>,
+    ) -> Result<Process, String> {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", &addr.to_string(), "--data-dir"])
-            .arg(dir)
-            .args(args)
+        cmd.args(args)
             .env_remove("PROFILED_ADMIN_PASSWORD")
             .env("RUST_LOG", "info,profiled=debug")
             .envs(env.iter().copied())
@@ -417,7 +442,15 @@ impl Process {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(addr).is_err() {
+        loop {
+            let logged = stderr.lock().unwrap().clone();
+            if let Some(addr) = ready(&logged) {
+                return Ok(Process {
+                    child,
+                    addr,
+                    stderr,
+                });
+            }
             if let Some(status) = child.try_wait().unwrap() {
                 let _ = reader.join();
                 return Err(format!("{status}\n{}", stderr.lock().unwrap()));
@@ -425,11 +458,21 @@ impl Process {
             assert!(Instant::now() < deadline, "server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Process {
-            child,
-            addr,
-            stderr,
-        })
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits up to 10 s for the log to hold `text` (after the first `skip` bytes); panics
+    /// with the log otherwise.
+    pub fn wait_for_log(&self, text: &str, skip: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().get(skip..).is_some_and(|l| l.contains(text)) {
+            assert!(Instant::now() < deadline, "no {text:?} in\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn signal(&self, sig: &str) {
@@ -449,19 +492,8 @@ impl Process {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> TestResponse {
-        let form = format!(
-            "grant_type=password&username={}&password={}",
-            urlencode(email),
-            urlencode(password)
-        );
-        send(
-            self.addr,
-            Method::POST,
-            "/ccadmin/v1/login",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            form.into(),
-        )
-        .await
+        let (path, headers, form) = occ_login_request(email, password);
+        send(self.addr, Method::POST, path, headers, form.into()).await
     }
 }
 
@@ -494,19 +526,17 @@ pub async fn try_send(
     try_send_on(stream, addr, method, path, headers, body).await
 }
 
-/// One request on an open connection to `addr`; `None` when it fails or drops.
+/// One request on an open connection to `addr` (TCP, or TLS over it); `None` when it fails or
+/// drops.
 pub async fn try_send_on(
-    stream: TcpStream,
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     addr: SocketAddr,
     method: Method,
     path: &str,
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Option<TestResponse> {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .ok()?;
-    tokio::spawn(conn);
+    let mut sender = open_http(stream).await?;
     let mut req = Request::builder().method(method).uri(path);
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         req = req.header("host", addr.to_string());
@@ -514,7 +544,25 @@ pub async fn try_send_on(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req.body(Full::new(body)).ok()?;
+    request_on(&mut sender, req.body(Full::new(body)).ok()?).await
+}
+
+/// An HTTP/1.1 client connection over `stream`, kept alive for several requests.
+pub async fn open_http(
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    Some(sender)
+}
+
+/// One request on an open client connection; `None` when it fails or drops.
+pub async fn request_on(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+) -> Option<TestResponse> {
     let resp = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
         .await
         .ok()?
@@ -527,6 +575,27 @@ pub async fn try_send_on(
         headers,
         body,
     })
+}
+
+/// What `curl --cacert <cacert> <url>` prints (what the README shows for HTTPS), or `None`
+/// when curl is not installed (CI installs it).
+pub fn curl_with_cacert(cacert: &Path, url: &str) -> Option<String> {
+    let out = match Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(cacert)
+        .arg(url)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("curl: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The binary with `args` and `env` (PROFILED_* variables of the test's environment removed),

@@ -28,4 +28,5 @@ mod readme;
 mod request_log;
 mod route_access;
 mod signin;
+mod tls;
 mod webdriver;

@@ -65,7 +65,10 @@ fn have(tool: &str) -> bool {
 
 #[test]
 fn readme_examples_work_pasted_in_order_into_a_fresh_shell() {
-    if !["bash", "curl", "jq", "oathtool"].iter().all(|t| have(t)) {
+    if !["bash", "curl", "jq", "oathtool", "openssl"]
+        .iter()
+        .all(|t| have(t))
+    {
         return;
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -87,7 +90,14 @@ fn readme_examples_work_pasted_in_order_into_a_fresh_shell() {
             .unwrap();
         }
     }
-    let server = Process::start(&work.path().join("data/db"), None);
+    // Started as the README's HTTPS section restarts it: HTTPS beside plain HTTP.
+    let server = Process::try_start(
+        &work.path().join("data/db"),
+        None,
+        &["--tls-listen", "127.0.0.1:0"],
+        &[],
+    )
+    .unwrap();
     // The listener opens before the first administrator exists: wait for its password file,
     // as a person reading the log would.
     let password_file = work.path().join("data/db/initial-admin-password");
@@ -97,12 +107,22 @@ fn readme_examples_work_pasted_in_order_into_a_fresh_shell() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 
+    let tls_addr = loop {
+        if let Some(addr) = crate::tls::logged_addr(&server.log(), "https") {
+            break addr;
+        }
+        assert!(std::time::Instant::now() < deadline, "no HTTPS address");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let mut script = String::from(
         "set -eu\n\
          curl() { command curl \"$@\" --write-out '%{stderr}HTTP %{http_code} %{method} %{url_effective}\\n'; }\n",
     );
     for block in &blocks {
-        script.push_str(&block.replace("127.0.0.1:8080", &server.addr.to_string()));
+        let block = block
+            .replace("127.0.0.1:8080", &server.addr.to_string())
+            .replace(":8443", &format!(":{}", tls_addr.port()));
+        script.push_str(&block);
     }
     let out = Command::new("bash")
         .args(["-c", &script])
@@ -126,9 +146,10 @@ fn readme_examples_work_pasted_in_order_into_a_fresh_shell() {
         let status: u16 = parts.next().unwrap().parse().unwrap();
         let method = parts.next().unwrap();
         let url = parts.next().unwrap();
-        let path = url
-            .split_once(&server.addr.to_string())
-            .map_or(url, |(_, p)| p)
+        let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let path = after_scheme
+            .find('/')
+            .map_or("", |i| &after_scheme[i..])
             .split('?')
             .next()
             .unwrap()
@@ -142,5 +163,13 @@ fn readme_examples_work_pasted_in_order_into_a_fresh_shell() {
         );
     }
     assert!(calls >= 50, "only {calls} requests ran:\n{stderr}");
+    assert!(
+        stderr.contains("HTTP 200 POST https://localhost:"),
+        "the HTTPS examples did not run:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("/admin/backup\n"),
+        "the backup example did not run:\n{stderr}"
+    );
     drop(server);
 }
