@@ -43,6 +43,14 @@ impl App {
             ),
             None => None,
         };
+        // Tests of what answers while the store opens (debug builds only).
+        #[cfg(debug_assertions)]
+        if let Some(ms) = std::env::var("PROFILED_TEST_OPEN_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         let (store, report) =
             Store::open(&config.data_dir, &config.store).map_err(StartError::Open)?;
         // After the store: the outbox lives in the data directory, which opening checks

@@ -26,6 +26,8 @@ use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
+use crate::certs::hex;
+
 pub const MAGIC: &[u8; 8] = b"PRFLDENC";
 const VERSION: u8 = 1;
 const KDF_ARGON2ID: u8 = 1;
@@ -63,10 +65,6 @@ pub struct BackupKey {
 }
 
 const KEY_KIND: &str = "argon2id+x25519";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     if s.len() != 2 * N {

@@ -62,7 +62,12 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()>,
     reload: Option<tokio::signal::unix::Signal>,
 ) -> Result<(), StartError> {
-    let app = App::open(config).await?;
+    let (app, plain) = open_answering_probes(config, listeners.plain).await;
+    let app = app?;
+    let listeners = Listeners {
+        plain,
+        tls: listeners.tls,
+    };
     let tls = match &listeners.tls {
         Some(_) => match Tls::start(&app.config) {
             Ok(tls) => Some(Arc::new(tls)),
@@ -84,6 +89,136 @@ pub async fn serve_on(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the data directory while answering on the plain listener, which can take a while
+/// (after a crash start-up checks every index): `/healthz` is 200 and `/readyz` 503 with the
+/// reason at once, and any other request waits for the open store, as it would have waited in
+/// the accept queue, and is then served (or, when opening fails, answered 503). Those answers
+/// close their connection, so that the next request reaches the full server. Gives the
+/// listener back for the accept loop.
+async fn open_answering_probes(
+    config: Config,
+    plain: Option<TcpListener>,
+) -> (Result<App, StartError>, Option<TcpListener>) {
+    // Opening blocks (sled, the index check): off the runtime's workers, so that the answers
+    // go on even on a one-core machine.
+    let runtime = tokio::runtime::Handle::current();
+    let open = tokio::task::spawn_blocking(move || runtime.block_on(App::open(config)));
+    let Some(listener) = plain else {
+        let app = open
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        return (app, None);
+    };
+    let listener = Arc::new(listener);
+    let (opened_tx, opened) = tokio::sync::watch::channel(StoreState::Opening);
+    let answering = tokio::spawn(answer_while_opening(listener.clone(), opened));
+    let app = open
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let _ = opened_tx.send(match &app {
+        Ok(app) => StoreState::Open(app.clone()),
+        Err(_) => StoreState::Failed,
+    });
+    let _ = answering.await;
+    let listener = Arc::try_unwrap(listener)
+        .unwrap_or_else(|_| unreachable!("only the finished accept loop held the listener"));
+    (app, Some(listener))
+}
+
+/// The state of the data directory while `open_answering_probes` answers.
+#[derive(Clone)]
+enum StoreState {
+    Opening,
+    Open(App),
+    Failed,
+}
+
+/// Connections served at once while opening; more are closed at once.
+const OPENING_CONNECTIONS: usize = 64;
+
+async fn answer_while_opening(
+    listener: Arc<TcpListener>,
+    mut opened: tokio::sync::watch::Receiver<StoreState>,
+) {
+    let permits = Arc::new(Semaphore::new(OPENING_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            _ = opened.wait_for(|o| !matches!(o, StoreState::Opening)) => return,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, peer)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            continue;
+        };
+        let local = stream.local_addr().ok();
+        let state = opened.clone();
+        let service = service_fn(move |mut req: Req| {
+            let mut state = state.clone();
+            req.extensions_mut().insert(PeerAddr(peer));
+            if let Some(local) = local {
+                req.extensions_mut().insert(LocalAddr(local));
+            }
+            async move {
+                let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+                let now: StoreState = state.borrow().clone();
+                let state = match now {
+                    StoreState::Opening if !probe => {
+                        match state.wait_for(|o| !matches!(o, StoreState::Opening)).await {
+                            Ok(o) => o.clone(),
+                            Err(_) => StoreState::Failed,
+                        }
+                    }
+                    now => now,
+                };
+                let mut resp = match state {
+                    StoreState::Open(app) => handle(app, req).await,
+                    StoreState::Opening if req.uri().path() == "/healthz" => {
+                        crate::http::ok_json(&serde_json::json!({"status": "ok"}), Dialect::Appgate)
+                            .map(Body::Left)
+                    }
+                    StoreState::Opening | StoreState::Failed => {
+                        let reason = match state {
+                            StoreState::Opening => "opening the database",
+                            _ => "the database could not be opened: the server is stopping",
+                        };
+                        let mut r = match req.uri().path() {
+                            "/healthz" | "/readyz" => crate::http::json_response(
+                                hyper::StatusCode::SERVICE_UNAVAILABLE,
+                                &serde_json::json!({"status": "unavailable", "reason": reason}),
+                                Dialect::Appgate,
+                            ),
+                            path => ApiError::unavailable().into_response(Dialect::of(path)),
+                        };
+                        r.headers_mut().insert(
+                            hyper::header::RETRY_AFTER,
+                            hyper::header::HeaderValue::from_static("1"),
+                        );
+                        r.map(Body::Left)
+                    }
+                };
+                resp.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        tokio::spawn(async move {
+            let mut http = http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .max_buf_size(MAX_HEAD)
+                .max_header_size(MAX_HEAD)
+                .keep_alive(false);
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            drop(permit);
+        });
+    }
 }
 
 /// Reloads the certificate at every signal; without HTTPS there is nothing to reload.

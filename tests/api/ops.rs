@@ -227,3 +227,57 @@ async fn json_log_lines_carry_the_route_status_latency_client_and_account() {
     assert_eq!(request["account"], me.as_str());
     assert!(!err.contains(&token) && !err.contains(ADMIN_PASSWORD));
 }
+
+#[tokio::test]
+async fn while_the_store_opens_health_answers_readiness_says_why_and_api_requests_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    // A debug-build hook holds the open for 3 s (as the index check after a crash does).
+    let p = Process::start_with_env(
+        &dir.path().join("db"),
+        Some(ADMIN_PASSWORD),
+        &[("PROFILED_TEST_OPEN_DELAY_MS", "3000")],
+    );
+    let started = std::time::Instant::now();
+    // An API request sent now waits for the open store instead of failing.
+    let version = tokio::spawn(send(
+        p.addr,
+        Method::GET,
+        "/admin/version",
+        &[],
+        Bytes::new(),
+    ));
+
+    let health = send(p.addr, Method::GET, "/healthz", &[], Bytes::new()).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json(), json!({"status": "ok"}));
+    let ready = send(p.addr, Method::GET, "/readyz", &[], Bytes::new()).await;
+    assert_eq!(
+        ready.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
+    assert_eq!(
+        ready.json(),
+        json!({"status": "unavailable", "reason": "opening the database"})
+    );
+    assert_eq!(ready.header("retry-after"), Some("1"));
+    assert_eq!(ready.header("connection"), Some("close"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the probes waited for the open: {:?}",
+        started.elapsed()
+    );
+
+    let version = version.await.unwrap();
+    assert_eq!(
+        version.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&version.body)
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    let ready = send(p.addr, Method::GET, "/readyz", &[], Bytes::new()).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json(), json!({"status": "ready"}));
+}
