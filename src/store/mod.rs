@@ -1,4 +1,4 @@
-//! The embedded database: every sled tree is opened here, by name, and nothing outside
+//! The database: every tree (of the storage engine, see `engine`) is opened here, by name, and nothing outside
 //! `store` knows a tree exists. Handlers see typed records and `StoreError`.
 
 mod accounts;
@@ -6,6 +6,7 @@ mod applications;
 pub mod backup;
 mod client_profiles;
 mod commit;
+pub(crate) mod engine;
 pub(crate) mod manifest;
 mod open;
 mod password_resets;
@@ -82,7 +83,8 @@ pub enum StoreError {
     Unavailable,
     /// The database holds something this build cannot read.
     Corrupt(String),
-    Sled(sled::Error),
+    /// The storage engine failed.
+    Engine(engine::Error),
     Io(std::io::Error),
 }
 
@@ -95,7 +97,7 @@ impl fmt::Display for StoreError {
             StoreError::LastAdministrator => f.write_str("no active administrator would remain"),
             StoreError::Unavailable => f.write_str("store refuses writes after a failed flush"),
             StoreError::Corrupt(m) => write!(f, "database content is not readable: {m}"),
-            StoreError::Sled(e) => write!(f, "sled: {e}"),
+            StoreError::Engine(e) => write!(f, "{e}"),
             StoreError::Io(e) => write!(f, "io: {e}"),
         }
     }
@@ -103,9 +105,9 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        StoreError::Sled(e)
+impl From<engine::Error> for StoreError {
+    fn from(e: engine::Error) -> Self {
+        StoreError::Engine(e)
     }
 }
 
@@ -225,7 +227,11 @@ pub(crate) struct Tables {
 impl Tables {
     /// With `indexed`, client-profile writes keep the search index in step (a server, not a
     /// restore).
-    pub(crate) fn open(db: &sled::Db, gate: &unique::Gate, indexed: bool) -> sled::Result<Tables> {
+    pub(crate) fn open(
+        db: &engine::Db,
+        gate: &unique::Gate,
+        indexed: bool,
+    ) -> engine::Result<Tables> {
         Ok(Tables {
             accounts: UniqueTable::counted(
                 db.open_tree(TREE_ID_ACCOUNT)?,
@@ -265,22 +271,22 @@ impl Tables {
 }
 
 struct Inner {
-    db: sled::Db,
+    db: engine::Db,
     gate: unique::Gate,
-    meta: sled::Tree,
+    meta: engine::Tree,
     tables: Arc<Tables>,
     ledger: Arc<manifest::Ledger>,
     /// (accounts, client profiles) the commit record says a clean stop left, when nothing was
     /// committed since: a full scan must find exactly these.
     expected: Option<(u64, u64)>,
     account_floor: u64,
-    sessions: sled::Tree,
+    sessions: engine::Tree,
     /// Each account's sessions, for the per-account cap.
     session_index: sessions::SessionIndex,
-    settings: sled::Tree,
+    settings: engine::Tree,
     /// Registered applications and their keys' hashes.
     applications: applications::ApplicationTrees,
-    password_resets: sled::Tree,
+    password_resets: engine::Tree,
     secret: [u8; 32],
     commit: GroupCommit,
     dir: PathBuf,
@@ -338,12 +344,18 @@ impl Store {
             },
             _ => damaged(e.to_string()),
         })?;
-        let db = open::open_sled(dir, options)?;
+        let db = engine::sled::open(dir, options)?;
         open::tighten_files(dir);
-        let tree = |name: &str| db.open_tree(name).map_err(|e| open::sled_error(dir, e));
+        let tree = |name: &str| {
+            db.open_tree(name)
+                .map_err(|e| engine::sled::open_error(dir, &e))
+        };
         let meta = tree(META)?;
         let u64_at = |key: &[u8]| -> Result<Option<u64>, OpenError> {
-            match meta.get(key).map_err(|e| open::sled_error(dir, e))? {
+            match meta
+                .get(key)
+                .map_err(|e| engine::sled::open_error(dir, &e))?
+            {
                 None => Ok(None),
                 Some(v) => v
                     .as_ref()
@@ -355,13 +367,14 @@ impl Store {
             }
         };
         let gate = unique::Gate::default();
-        let tables = Tables::open(&db, &gate, true).map_err(|e| open::sled_error(dir, e))?;
+        let tables =
+            Tables::open(&db, &gate, true).map_err(|e| engine::sled::open_error(dir, &e))?;
         let accounts = tables.accounts.records.len() as u64;
         tables.accounts.set_count(accounts);
         let seq = u64_at(META_COMMIT_SEQ)?.unwrap_or(0);
         let marker = meta
             .get(META_CLEAN)
-            .map_err(|e| open::sled_error(dir, e))?
+            .map_err(|e| engine::sled::open_error(dir, &e))?
             .and_then(|m| {
                 m.get(..8)
                     .map(|c| u64::from_be_bytes(c.try_into().expect("8")))
@@ -390,7 +403,7 @@ impl Store {
             .map(|r| (r.accounts, r.client_profiles));
         // Nothing is written before this point.
         if u64_at(META_SCHEMA)?.is_none() {
-            meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())
+            meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes())
                 .map_err(|e| unreadable(e.to_string()))?;
         }
         let secret = match meta
@@ -404,7 +417,7 @@ impl Store {
             None => {
                 let mut s = [0u8; 32];
                 getrandom::fill(&mut s).map_err(|e| unreadable(e.to_string()))?;
-                meta.insert(META_SECRET, &s)
+                meta.insert(META_SECRET, s)
                     .map_err(|e| unreadable(e.to_string()))?;
                 s
             }
@@ -437,14 +450,13 @@ impl Store {
             let after_counts = counted.clone();
             GroupCommit::start(
                 &db,
-                dir,
                 last_seq,
                 move |n| {
                     *counted.lock().unwrap_or_else(|p| p.into_inner()) = (
                         tables.accounts.count(),
                         tables.client_profiles.table.count(),
                     );
-                    meta.insert(META_COMMIT_SEQ, &n.to_be_bytes())?;
+                    meta.insert(META_COMMIT_SEQ, n.to_be_bytes())?;
                     Ok(())
                 },
                 move |n| {
@@ -579,11 +591,11 @@ impl Store {
         &self.inner.dir
     }
 
-    pub(crate) fn db(&self) -> &sled::Db {
+    pub(crate) fn db(&self) -> &engine::Db {
         &self.inner.db
     }
 
-    pub(crate) fn meta(&self) -> &sled::Tree {
+    pub(crate) fn meta(&self) -> &engine::Tree {
         &self.inner.meta
     }
 }

@@ -1,7 +1,8 @@
 //! Records with one unique secondary key (client profiles by name, accounts by email).
 //!
 //! Two trees: `records` maps id → record, `index` maps key → id. Uniqueness is enforced with
-//! lock-free compare-and-swap reservations instead of sled's multi-tree transactions, which
+//! lock-free compare-and-swap reservations (the engine's one-key primitive) instead of sled's
+//! multi-tree transactions, which
 //! take a process-wide write lock and measured three times slower under concurrent load
 //! (see `benches/uniqueness.rs`). The order of steps is chosen so that a crash can only leave
 //! *extra* index entries behind, for writes that were never acknowledged:
@@ -16,7 +17,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use sled::{IVec, Tree};
+use super::engine::{Tree, Value as IVec};
 
 use super::StoreError;
 use super::record_cache::{Lookup, RecordCache};

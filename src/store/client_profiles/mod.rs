@@ -25,7 +25,12 @@ pub(crate) struct ProfileTable {
 
 impl ProfileTable {
     /// Counts the records; with `indexed`, keeps the search index in step with every write.
-    pub(super) fn new(records: sled::Tree, index: sled::Tree, gate: Gate, indexed: bool) -> Self {
+    pub(super) fn new(
+        records: super::engine::Tree,
+        index: super::engine::Tree,
+        gate: Gate,
+        indexed: bool,
+    ) -> Self {
         let search = Arc::new(Search::new());
         let mut table = UniqueTable::counted(records.clone(), index, gate)
             .cached(super::record_cache::CAPACITY);
