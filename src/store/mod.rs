@@ -32,6 +32,9 @@ pub use search::{Found, ProfileField, ProfileQuery};
 pub use sessions::{Session, Stage};
 pub use settings::{AdminMfa, AuditLogPersistenceMode, GlobalSettings, SpaMode};
 
+#[cfg(feature = "etcd")]
+pub use engine::etcd::EtcdOptions;
+
 use client_profiles::ProfileTable;
 use commit::GroupCommit;
 use unique::{RepairReport, UniqueTable};
@@ -146,6 +149,10 @@ pub enum OpenError {
         dir: PathBuf,
         cause: String,
     },
+    /// The etcd cluster did not answer (or refused the credentials).
+    Unreachable {
+        cause: String,
+    },
 }
 
 impl fmt::Display for OpenError {
@@ -180,6 +187,10 @@ impl fmt::Display for OpenError {
                 "the database in {} is damaged: {what}. profiled did not serve, change or set it up anew: restore it from a backup (profiled import) into an empty directory and point --data-dir at it",
                 dir.display()
             ),
+            OpenError::Unreachable { cause } => write!(
+                f,
+                "cannot use the etcd cluster: {cause}. Check --store (PROFILED_STORE), that a majority of its members runs, and the credentials"
+            ),
             OpenError::Unreadable { dir, cause } => write!(
                 f,
                 "cannot open the database in {}: {cause}. If it was damaged by a crash, restore it from a backup (profiled import) into an empty directory",
@@ -190,6 +201,19 @@ impl fmt::Display for OpenError {
 }
 
 impl std::error::Error for OpenError {}
+
+impl Store {
+    /// The engine `options` name: etcd when given, else sled in `dir`.
+    fn engine(dir: &Path, options: &StoreOptions) -> Result<engine::Db, OpenError> {
+        #[cfg(feature = "etcd")]
+        if let Some(etcd) = &options.etcd {
+            return engine::etcd::open(etcd).map_err(|e| OpenError::Unreachable {
+                cause: e.to_string(),
+            });
+        }
+        engine::sled::open(dir, options)
+    }
+}
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -207,6 +231,9 @@ pub struct StoreOptions {
     /// Open a database even when it lost data the commit record knows of (logged as an
     /// error): for `export --salvage`, on a private copy. Never for a server.
     pub salvage: bool,
+    /// Keep the data in this etcd cluster instead of sled in the data directory.
+    #[cfg(feature = "etcd")]
+    pub etcd: Option<EtcdOptions>,
 }
 
 impl Default for StoreOptions {
@@ -214,6 +241,8 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_capacity: 128 * 1024 * 1024,
             salvage: false,
+            #[cfg(feature = "etcd")]
+            etcd: None,
         }
     }
 }
@@ -232,7 +261,7 @@ impl Tables {
         gate: &unique::Gate,
         indexed: bool,
     ) -> engine::Result<Tables> {
-        Ok(Tables {
+        let mut tables = Tables {
             accounts: UniqueTable::counted(
                 db.open_tree(TREE_ID_ACCOUNT)?,
                 db.open_tree(TREE_EMAIL_ACCOUNT)?,
@@ -244,7 +273,12 @@ impl Tables {
                 gate.clone(),
                 indexed,
             ),
-        })
+        };
+        if db.shared() {
+            tables.accounts = tables.accounts.atomic(db);
+            tables.client_profiles = tables.client_profiles.shared(db);
+        }
+        Ok(tables)
     }
 
     /// Each table with the name of its key and how to read that key from a record.
@@ -338,13 +372,22 @@ impl Store {
         // with content but without profiled's stamp (written and flushed before a store ever
         // serves) is damaged, not new.
         let existed = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
-        let record = manifest::read(dir).map_err(|e| match e.kind() {
+        let db = Self::engine(dir, options)?;
+        let shared = db.shared();
+        let existed = existed && !shared;
+        // The commit record guards sled's own recovery; etcd acknowledges only what a majority
+        // of its members has on disk, and several nodes write to it.
+        let record = if shared {
+            Ok(None)
+        } else {
+            manifest::read(dir)
+        };
+        let record = record.map_err(|e| match e.kind() {
             std::io::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
                 path: dir.join(manifest::FILE),
             },
             _ => damaged(e.to_string()),
         })?;
-        let db = engine::sled::open(dir, options)?;
         open::tighten_files(dir);
         let tree = |name: &str| {
             db.open_tree(name)
@@ -410,18 +453,24 @@ impl Store {
             .get(META_SECRET)
             .map_err(|e| unreadable(e.to_string()))?
         {
-            Some(v) => v
-                .as_ref()
-                .try_into()
-                .map_err(|_| damaged("installation secret is not 32 bytes".into()))?,
+            Some(v) => v,
             None => {
                 let mut s = [0u8; 32];
                 getrandom::fill(&mut s).map_err(|e| unreadable(e.to_string()))?;
-                meta.insert(META_SECRET, s)
-                    .map_err(|e| unreadable(e.to_string()))?;
-                s
+                // Nodes starting together on a new cluster: the first one's secret stands.
+                match meta
+                    .compare_and_swap(META_SECRET, None::<&[u8]>, Some(s))
+                    .map_err(|e| unreadable(e.to_string()))?
+                {
+                    Ok(()) => engine::Value::from(&s[..]),
+                    Err(taken) => taken.current.unwrap_or_default(),
+                }
             }
         };
+        let secret: [u8; 32] = secret
+            .as_ref()
+            .try_into()
+            .map_err(|_| damaged("installation secret is not 32 bytes".into()))?;
         let account_floor = u64_at(META_ACCOUNT_FLOOR)?.unwrap_or(accounts::FIRST_ACCOUNT_NUMBER);
         let sessions = tree(TREE_TOKENHASH_SESSION)?;
         let settings = tree(TREE_SETTINGS)?;
@@ -442,7 +491,11 @@ impl Store {
             )
             .map_err(|e| unreadable(format!("cannot write {}: {e}", manifest::FILE)))?,
         );
-        let commit = {
+        let commit = if shared {
+            // etcd committed every write before answering it: the rounds have nothing to add.
+            GroupCommit::start(&db, 0, |_| Ok(()), |_| Ok(()))
+                .map_err(|e| unreadable(e.to_string()))?
+        } else {
             let (meta, tables, ledger) = (meta.clone(), tables.clone(), ledger.clone());
             // Counted before the flush: every write counted is in sled already, so the counts
             // recorded are never more than what the round made durable.

@@ -242,7 +242,9 @@ impl Store {
                 }
             }
             _ => {
-                self.check(report, true)?;
+                // Other nodes may be writing: report, never "repair" under their feet (the
+                // engine's one-step writes leave nothing to repair).
+                self.check(report, !self.inner.db.shared())?;
                 if schema < SCHEMA_VERSION {
                     let n = profiles.upgrade_records()?;
                     meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes())?;
@@ -269,6 +271,10 @@ impl Store {
         let mut closed = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
         *closed = true;
         self.inner.commit.flush_now()?;
+        if self.inner.db.shared() {
+            // Other nodes go on writing: no marker can say what this stop left.
+            return Ok(());
+        }
         let mut marker = self.client_profile_count().to_be_bytes().to_vec();
         // The search index, saved so that the next open need not rebuild it (and named by
         // a token, so that a file from another stop is never taken for it).
@@ -310,7 +316,7 @@ impl OpenError {
             OpenError::Foreign { .. } => OpenError::Foreign { dir },
             OpenError::Damaged { what, .. } => OpenError::Damaged { dir, what },
             OpenError::Unreadable { cause, .. } => OpenError::Unreadable { dir, cause },
-            e @ OpenError::NewerSchema { .. } => e,
+            e @ (OpenError::NewerSchema { .. } | OpenError::Unreachable { .. }) => e,
         }
     }
 }

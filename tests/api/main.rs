@@ -12,6 +12,8 @@ mod client_profiles;
 mod crash;
 mod damage;
 mod deploy;
+#[cfg(feature = "etcd")]
+mod etcd_cluster;
 mod foundation;
 mod global_settings;
 mod hardening;

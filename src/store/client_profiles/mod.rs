@@ -45,6 +45,16 @@ impl ProfileTable {
         ProfileTable { table, search }
     }
 
+    /// The same over a database other nodes write to: each write is one conditional write,
+    /// and nothing is cached.
+    pub(super) fn shared(self, db: &super::engine::Db) -> Self {
+        let ProfileTable { table, search } = self;
+        ProfileTable {
+            table: table.atomic(db).uncached(),
+            search,
+        }
+    }
+
     /// Rewrites records of schema 1 in this build's format (names do not change, so the index
     /// stays as it is). Returns how many were rewritten.
     pub(super) fn upgrade_records(&self) -> Result<usize, StoreError> {

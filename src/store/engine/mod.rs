@@ -10,11 +10,16 @@
 //!   conditional update above is built from;
 //! - ids unique and increasing for the whole database (`generate_id`);
 //! - a durable commit (`flush`): when it returns, every write applied before the call survives
-//!   a crash (the group commit calls it once per round).
+//!   a crash (the group commit calls it once per round);
+//! - optionally, a conditional write of several keys over several trees in one atomic step
+//!   (`transact`): engines that have it (etcd) keep a record and its unique index keys in one
+//!   write; the others (sled) answer `None`, and the tables use compare-and-swap reservations.
 //!
 //! The change feed is the tables' own write hook (`UniqueTable::watched`): with one process
 //! writing, every change passes through it.
 
+#[cfg(feature = "etcd")]
+pub(crate) mod etcd;
 pub(crate) mod sled;
 
 use std::fmt;
@@ -29,6 +34,9 @@ pub(crate) type Value = ::sled::IVec;
 pub enum Error {
     Sled(::sled::Error),
     Io(std::io::Error),
+    /// An etcd request failed (the cluster is unreachable, has no leader, refused it …).
+    #[cfg(feature = "etcd")]
+    Etcd(String),
 }
 
 impl fmt::Display for Error {
@@ -36,6 +44,8 @@ impl fmt::Display for Error {
         match self {
             Error::Sled(e) => write!(f, "sled: {e}"),
             Error::Io(e) => write!(f, "io: {e}"),
+            #[cfg(feature = "etcd")]
+            Error::Etcd(e) => write!(f, "etcd: {e}"),
         }
     }
 }
@@ -60,11 +70,38 @@ pub(crate) struct CasFailure {
 pub(crate) type Entries<'a> =
     Box<dyn DoubleEndedIterator<Item = Result<(Value, Value)>> + Send + 'a>;
 
+// Without the etcd engine, no engine reads these (sled answers `transact` with `None`).
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+/// A condition of `Db::transact`: `key` of `tree` holds `holds` (`None`: nothing).
+pub(crate) struct Check<'a> {
+    pub(crate) tree: &'a Tree,
+    pub(crate) key: &'a [u8],
+    pub(crate) holds: Option<&'a [u8]>,
+}
+
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+/// A write of `Db::transact`: sets `key` of `tree` to `value` (`None`: removes it).
+pub(crate) struct Write<'a> {
+    pub(crate) tree: &'a Tree,
+    pub(crate) key: &'a [u8],
+    pub(crate) value: Option<&'a [u8]>,
+}
+
 /// One engine's database.
 pub(crate) trait IDb: Send + Sync {
     fn open_tree(&self, name: &str) -> Result<Arc<dyn ITree>>;
     fn generate_id(&self) -> Result<u64>;
     fn flush(&self) -> Result<()>;
+    /// Applies every write if every check holds, in one atomic step; `None`: this engine has
+    /// no multi-key writes.
+    fn transact(&self, _checks: &[Check<'_>], _writes: &[Write<'_>]) -> Result<Option<bool>> {
+        Ok(None)
+    }
+    /// Whether other processes write to the same database (per-process caches and counts
+    /// cannot be trusted, and nothing may be repaired while they run).
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// One engine's named tree.
@@ -80,6 +117,9 @@ pub(crate) trait ITree: Send + Sync {
     ) -> Result<std::result::Result<(), CasFailure>>;
     fn iter(&self) -> Entries<'static>;
     fn len(&self) -> usize;
+    /// For an engine's `transact`, to find its own trees.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// A cheap handle to a database; clone it freely.
@@ -104,11 +144,25 @@ impl Db {
     pub(crate) fn flush(&self) -> Result<()> {
         self.0.flush()
     }
+
+    /// See `IDb::transact`.
+    pub(crate) fn transact(
+        &self,
+        checks: &[Check<'_>],
+        writes: &[Write<'_>],
+    ) -> Result<Option<bool>> {
+        self.0.transact(checks, writes)
+    }
+
+    /// See `IDb::shared`.
+    pub(crate) fn shared(&self) -> bool {
+        self.0.shared()
+    }
 }
 
 /// A cheap handle to one tree; clone it freely.
 #[derive(Clone)]
-pub(crate) struct Tree(Arc<dyn ITree>);
+pub(crate) struct Tree(pub(super) Arc<dyn ITree>);
 
 impl Tree {
     pub(crate) fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {

@@ -74,6 +74,10 @@ impl ITree for SledTree {
     fn len(&self) -> usize {
         self.0.len()
     }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// A sled database already open (tests, and the temporary ones below).
@@ -90,13 +94,15 @@ pub(crate) fn temporary() -> Db {
     )
 }
 
-/// What a sled error at open means for the operator.
+/// What an engine error at open means for the operator.
 pub(crate) fn open_error(dir: &Path, e: &Error) -> OpenError {
     match e {
         Error::Sled(e) => sled_error(dir, e),
         Error::Io(e) => {
             crate::store::open::io_error(dir, std::io::Error::new(e.kind(), e.to_string()))
         }
+        #[cfg(feature = "etcd")]
+        Error::Etcd(e) => OpenError::Unreachable { cause: e.clone() },
     }
 }
 
