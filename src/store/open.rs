@@ -203,6 +203,21 @@ impl Store {
         if !loaded {
             let search = store.inner.tables.client_profiles.search.clone();
             let records = store.inner.tables.client_profiles.table.records.clone();
+            // Other nodes write too: their changes reach the index through the change feed,
+            // started before the build reads the records so that nothing falls between.
+            let feed = search.clone();
+            store
+                .inner
+                .db
+                .watch(
+                    &records,
+                    std::sync::Arc::new(move |id, now| {
+                        if let Ok(id) = uuid::Uuid::from_slice(id) {
+                            feed.refresh(&id, || Ok(now.map(super::engine::Value::from)), now);
+                        }
+                    }),
+                )
+                .map_err(|e| unreadable(e.to_string()))?;
             let builder = std::thread::Builder::new()
                 .name("search-index".into())
                 .spawn(move || search.build(&records))

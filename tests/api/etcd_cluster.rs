@@ -122,7 +122,24 @@ async fn two_nodes_share_names_records_and_sessions() {
     let r = get(&b, &tb, &id).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["name"], "written on a");
+    // In B's search index too (a list with a query), at once.
+    let found = b
+        .appgate(
+            Method::GET,
+            &format!("{PROFILES}?query=written"),
+            Some(&tb),
+            None,
+        )
+        .await;
+    assert_eq!(found.status, 200);
+    assert_eq!(
+        found.json()["data"][0]["name"],
+        "written on a",
+        "{:?}",
+        found.json()
+    );
     // Changed on B, read on A.
+    let r = get(&b, &tb, &id).await;
     let mut changed = r.json();
     changed["notes"] = json!("changed on b");
     let r = b
@@ -135,6 +152,15 @@ async fn two_nodes_share_names_records_and_sessions() {
         .await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(get(&a, &ta, &id).await.json()["notes"], "changed on b");
+    let r = a
+        .appgate(
+            Method::GET,
+            &format!("{PROFILES}?query=changed"),
+            Some(&ta),
+            None,
+        )
+        .await;
+    assert_eq!(r.json()["data"][0]["id"], id.as_str(), "{:?}", r.json());
     // The name is taken on both nodes.
     assert_eq!(create(&b, &tb, "written on a").await.status, 409);
 

@@ -13,21 +13,28 @@
 //! etcd-client is async and the seam is not: each call runs on the engine's own runtime and
 //! the caller's thread waits for it (inside tokio, in `block_in_place`).
 //!
+//! Change feed: `watch` follows one tree (the client profiles, for the search index) with an
+//! etcd watch from the revision its caller reads at, and `caught_up` asks the watch for a
+//! progress report and waits (2 s at most) until it has delivered every change up to the
+//! cluster's current revision: a list on one node sees what another node acknowledged before.
+//! A watch that fell behind compaction reads the whole tree again and goes on from there.
+//!
 //! Failover: one client per member. A request that fails on one member (it is down, cut off,
 //! without a leader) is sent to the next one; the member that answered is used first from then
 //! on. A write whose answer was lost may so be applied once and then refused as a conflict by
 //! its retry: it was never acknowledged, and its conditions keep it from being applied twice.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Txn, TxnOp, TxnOpResponse,
+    WatchOptions,
 };
 
-use super::{CasFailure, Check, Db, Entries, Error, IDb, ITree, Result, Value, Write};
+use super::{CasFailure, Check, Db, Entries, Error, IDb, ITree, OnChange, Result, Value, Write};
 
 /// Where and how to reach the cluster (`--store etcd://…`).
 #[derive(Clone, Default)]
@@ -124,9 +131,148 @@ struct Shared {
     current: AtomicUsize,
     /// `<prefix>/`.
     root: Vec<u8>,
+    feed: Feed,
 }
 
+/// Where the change feed is.
+#[derive(Default)]
+struct Feed {
+    watching: AtomicBool,
+    /// The database was closed: the watch ends.
+    stopped: AtomicBool,
+    /// Every change up to this revision was delivered.
+    applied: AtomicI64,
+    /// Asks the watch for a progress report.
+    progress: tokio::sync::Notify,
+    /// Rings when `applied` moved.
+    moved: tokio::sync::Notify,
+}
+
+/// How long a read waits for the change feed before it is refused (503).
+const CATCH_UP: Duration = Duration::from_secs(2);
+
 impl Shared {
+    /// The cluster's current revision (a linearizable read: a majority agrees on it).
+    async fn revision(self: Arc<Self>) -> std::result::Result<i64, etcd_client::Error> {
+        let root = self.root.clone();
+        self.call(move |mut c| {
+            let root = root.clone();
+            async move {
+                let got = c
+                    .get(root, Some(GetOptions::new().with_count_only()))
+                    .await?;
+                Ok(got.header().map_or(0, |h| h.revision()))
+            }
+        })
+        .await
+    }
+
+    /// Follows `prefix` from `applied + 1`, telling `on_change`, on any member, for good.
+    async fn follow(self: Arc<Self>, prefix: Vec<u8>, on_change: OnChange) {
+        let mut member = self.current.load(Ordering::Relaxed);
+        loop {
+            let i = member % self.endpoints.len();
+            member += 1;
+            let from = self.feed.applied.load(Ordering::Acquire) + 1;
+            let options = WatchOptions::new().with_prefix().with_start_revision(from);
+            let stream = match self.client(i).await {
+                Ok(mut c) => c.watch(prefix.clone(), Some(options)).await,
+                Err(e) => Err(e),
+            };
+            let (mut sender, mut responses) = match stream {
+                Ok(s) => s.split(),
+                Err(e) => {
+                    tracing::warn!(member = %self.endpoints[i], error = %e, "etcd watch: cannot start; trying the next member");
+                    self.forget(i);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            loop {
+                if self.feed.stopped.load(Ordering::Acquire) {
+                    return;
+                }
+                let message = tokio::select! {
+                    _ = self.feed.progress.notified() => {
+                        if sender.request_progress().await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    m = responses.message() => m,
+                };
+                let r = match message {
+                    Ok(Some(r)) => r,
+                    Ok(None) | Err(_) => break,
+                };
+                if r.canceled() {
+                    if r.compact_revision() > 0 {
+                        tracing::warn!(
+                            compacted = r.compact_revision(),
+                            "etcd watch fell behind compaction; reading the client profiles again"
+                        );
+                        if let Err(e) = self.clone().reload(&prefix, &on_change).await {
+                            tracing::error!(error = %e, "etcd watch: cannot read the client profiles again");
+                        }
+                    }
+                    break;
+                }
+                let mut last = 0;
+                for event in r.events() {
+                    if let Some(kv) = event.kv() {
+                        let key = &kv.key()[prefix.len().min(kv.key().len())..];
+                        match event.event_type() {
+                            EventType::Put => on_change(key, Some(kv.value())),
+                            EventType::Delete => on_change(key, None),
+                        }
+                        last = last.max(kv.mod_revision());
+                    }
+                }
+                // A response without events and not a creation is a progress report: every
+                // change up to its revision was sent.
+                if r.events().is_empty() && !r.created() {
+                    last = r.header().map_or(0, |h| h.revision());
+                }
+                self.feed.applied.fetch_max(last, Ordering::AcqRel);
+                self.feed.moved.notify_waiters();
+            }
+            if self.feed.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Tells `on_change` of every entry under `prefix` as it is now, and moves the feed there.
+    async fn reload(
+        self: Arc<Self>,
+        prefix: &[u8],
+        on_change: &OnChange,
+    ) -> std::result::Result<(), etcd_client::Error> {
+        let at = self.clone().revision().await?;
+        let p = prefix.to_vec();
+        let all = self.clone().call(move |c| scan(c, p.clone())).await?;
+        for (k, v) in all {
+            on_change(&k, Some(&v));
+        }
+        self.feed.applied.fetch_max(at, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Waits until the feed delivered every change up to `target`.
+    async fn reach(self: Arc<Self>, target: i64) {
+        loop {
+            let moved = self.feed.moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            if self.feed.applied.load(Ordering::Acquire) >= target {
+                return;
+            }
+            self.feed.progress.notify_one();
+            moved.await;
+        }
+    }
+
     async fn client(&self, i: usize) -> std::result::Result<Client, etcd_client::Error> {
         if let Some(c) = self.clients.lock().unwrap_or_else(|p| p.into_inner())[i].clone() {
             return Ok(c);
@@ -184,6 +330,14 @@ where
 
 struct EtcdDb(Arc<Shared>);
 
+/// The last handle of the store is gone: its change feed stops.
+impl Drop for EtcdDb {
+    fn drop(&mut self) {
+        self.0.feed.stopped.store(true, Ordering::Release);
+        self.0.feed.progress.notify_one();
+    }
+}
+
 /// Connects to the cluster and checks that it answers.
 pub(crate) fn open(options: &EtcdOptions) -> Result<Db> {
     let mut connect = ConnectOptions::new()
@@ -218,6 +372,7 @@ pub(crate) fn open(options: &EtcdOptions) -> Result<Db> {
         options: connect,
         current: AtomicUsize::new(0),
         root,
+        feed: Feed::default(),
     });
     // Proves that a member answers (and takes the credentials).
     call(
@@ -310,14 +465,35 @@ impl IDb for EtcdDb {
         true
     }
 
+    fn watch(&self, tree: &super::Tree, on_change: OnChange) -> Result<bool> {
+        let prefix = etcd_tree(tree)?.prefix.clone();
+        // The caller reads the tree after this: the feed starts where that read can start.
+        let start = run(self.0.clone().revision())?;
+        self.0.feed.applied.store(start, Ordering::Release);
+        self.0.feed.watching.store(true, Ordering::Release);
+        runtime().spawn(self.0.clone().follow(prefix, on_change));
+        Ok(true)
+    }
+
+    fn caught_up(&self) -> Result<()> {
+        if !self.0.feed.watching.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let shared = self.0.clone();
+        run(async move {
+            let target = shared.clone().revision().await?;
+            tokio::time::timeout(CATCH_UP, shared.reach(target))
+                .await
+                .map_err(|_| {
+                    etcd_client::Error::WatchError(format!(
+                        "the change feed did not reach revision {target} within {CATCH_UP:?}"
+                    ))
+                })
+        })
+    }
+
     fn transact(&self, checks: &[Check<'_>], writes: &[Write<'_>]) -> Result<Option<bool>> {
-        let key = |t: &super::Tree, k: &[u8]| -> Result<Vec<u8>> {
-            let tree =
-                t.0.as_any()
-                    .downcast_ref::<EtcdTree>()
-                    .ok_or_else(|| Error::Etcd("a tree of another database".into()))?;
-            Ok(tree.key(k))
-        };
+        let key = |t: &super::Tree, k: &[u8]| -> Result<Vec<u8>> { Ok(etcd_tree(t)?.key(k)) };
         let mut when = Vec::with_capacity(checks.len());
         for c in checks {
             when.push(holds(key(c.tree, c.key)?, c.holds));
@@ -332,6 +508,13 @@ impl IDb for EtcdDb {
             async move { Ok(Some(c.txn(txn).await?.succeeded())) }
         })
     }
+}
+
+/// The etcd tree behind `t`.
+fn etcd_tree(t: &super::Tree) -> Result<&EtcdTree> {
+    t.0.as_any()
+        .downcast_ref::<EtcdTree>()
+        .ok_or_else(|| Error::Etcd("a tree of another database".into()))
 }
 
 struct EtcdTree {

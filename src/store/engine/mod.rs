@@ -15,8 +15,10 @@
 //!   (`transact`): engines that have it (etcd) keep a record and its unique index keys in one
 //!   write; the others (sled) answer `None`, and the tables use compare-and-swap reservations.
 //!
-//! The change feed is the tables' own write hook (`UniqueTable::watched`): with one process
-//! writing, every change passes through it.
+//! The change feed: with one process writing (sled), every change passes through the tables'
+//! own write hook (`UniqueTable::watched`). An engine that other processes write to too (etcd)
+//! also tells `watch`ers of every change, in commit order, and `caught_up` waits until they
+//! have been told of everything committed before the call.
 
 #[cfg(feature = "etcd")]
 pub(crate) mod etcd;
@@ -87,6 +89,9 @@ pub(crate) struct Write<'a> {
     pub(crate) value: Option<&'a [u8]>,
 }
 
+/// Told of each change to a watched tree: the key and its value now (`None`: removed).
+pub(crate) type OnChange = Arc<dyn Fn(&[u8], Option<&[u8]>) + Send + Sync>;
+
 /// One engine's database.
 pub(crate) trait IDb: Send + Sync {
     fn open_tree(&self, name: &str) -> Result<Arc<dyn ITree>>;
@@ -101,6 +106,15 @@ pub(crate) trait IDb: Send + Sync {
     /// cannot be trusted, and nothing may be repaired while they run).
     fn shared(&self) -> bool {
         false
+    }
+    /// Tells `on_change` of every later change to `tree` made by any process (`false`: this
+    /// engine has no change feed; only this process writes).
+    fn watch(&self, _tree: &Tree, _on_change: OnChange) -> Result<bool> {
+        Ok(false)
+    }
+    /// Waits (bounded) until every watcher was told of every change committed before the call.
+    fn caught_up(&self) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -157,6 +171,16 @@ impl Db {
     /// See `IDb::shared`.
     pub(crate) fn shared(&self) -> bool {
         self.0.shared()
+    }
+
+    /// See `IDb::watch`.
+    pub(crate) fn watch(&self, tree: &Tree, on_change: OnChange) -> Result<bool> {
+        self.0.watch(tree, on_change)
+    }
+
+    /// See `IDb::caught_up`.
+    pub(crate) fn caught_up(&self) -> Result<()> {
+        self.0.caught_up()
     }
 }
 
