@@ -644,6 +644,11 @@ impl Store {
         &self.inner.dir
     }
 
+    /// Whether other nodes share this store (etcd).
+    pub fn shared(&self) -> bool {
+        self.inner.db.shared()
+    }
+
     pub(crate) fn db(&self) -> &engine::Db {
         &self.inner.db
     }

@@ -230,3 +230,19 @@ async fn a_member_killed_mid_traffic_loses_no_acknowledged_write() {
     b.app.store.check(&mut report, false).unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_starting_together_on_a_new_cluster_share_one_administrator() {
+    let cluster = Cluster::start();
+    let (a, b) = tokio::join!(
+        TestServer::start_with(cluster.node("together")),
+        TestServer::start_with(cluster.node("together"))
+    );
+    // Both serve, with one installation secret: a token of either works on both.
+    let (ta, tb) = (a.admin_token().await, b.admin_token().await);
+    let created = create(&a, &tb, "from b's token on a").await;
+    assert_eq!(created.status, 200);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(get(&b, &ta, &id).await.status, 200);
+    assert_eq!(a.app.store.account_count(), 1);
+}
