@@ -142,11 +142,16 @@ struct Feed {
     stopped: AtomicBool,
     /// Every change up to this revision was delivered.
     applied: AtomicI64,
+    /// Every change up to this revision was received (and is queued for delivery).
+    received: AtomicI64,
     /// Asks the watch for a progress report.
     progress: tokio::sync::Notify,
     /// Rings when `applied` moved.
     moved: tokio::sync::Notify,
 }
+
+/// Changes of one watch response (key, value now; `None`: removed) and the revision they reach.
+type Batch = (Vec<(Vec<u8>, Option<Vec<u8>>)>, i64);
 
 /// How long a read waits for the change feed before it is refused (503).
 const CATCH_UP: Duration = Duration::from_secs(2);
@@ -167,13 +172,15 @@ impl Shared {
         .await
     }
 
-    /// Follows `prefix` from `applied + 1`, telling `on_change`, on any member, for good.
-    async fn follow(self: Arc<Self>, prefix: Vec<u8>, on_change: OnChange) {
+    /// Follows `prefix` from `received + 1`, on any member, for good, and queues what changed
+    /// for `deliver`: the engine's runtime never waits for the store's locks (a writer holding
+    /// one may be waiting for this runtime).
+    async fn follow(self: Arc<Self>, prefix: Vec<u8>, queue: std::sync::mpsc::Sender<Batch>) {
         let mut member = self.current.load(Ordering::Relaxed);
         loop {
             let i = member % self.endpoints.len();
             member += 1;
-            let from = self.feed.applied.load(Ordering::Acquire) + 1;
+            let from = self.feed.received.load(Ordering::Acquire) + 1;
             let options = WatchOptions::new().with_prefix().with_start_revision(from);
             let stream = match self.client(i).await {
                 Ok(mut c) => c.watch(prefix.clone(), Some(options)).await,
@@ -211,20 +218,21 @@ impl Shared {
                             compacted = r.compact_revision(),
                             "etcd watch fell behind compaction; reading the client profiles again"
                         );
-                        if let Err(e) = self.clone().reload(&prefix, &on_change).await {
+                        if let Err(e) = self.clone().reload(&prefix, &queue).await {
                             tracing::error!(error = %e, "etcd watch: cannot read the client profiles again");
                         }
                     }
                     break;
                 }
                 let mut last = 0;
+                let mut changes = Vec::with_capacity(r.events().len());
                 for event in r.events() {
                     if let Some(kv) = event.kv() {
-                        let key = &kv.key()[prefix.len().min(kv.key().len())..];
-                        match event.event_type() {
-                            EventType::Put => on_change(key, Some(kv.value())),
-                            EventType::Delete => on_change(key, None),
-                        }
+                        let key = kv.key()[prefix.len().min(kv.key().len())..].to_vec();
+                        changes.push(match event.event_type() {
+                            EventType::Put => (key, Some(kv.value().to_vec())),
+                            EventType::Delete => (key, None),
+                        });
                         last = last.max(kv.mod_revision());
                     }
                 }
@@ -233,8 +241,10 @@ impl Shared {
                 if r.events().is_empty() && !r.created() {
                     last = r.header().map_or(0, |h| h.revision());
                 }
-                self.feed.applied.fetch_max(last, Ordering::AcqRel);
-                self.feed.moved.notify_waiters();
+                self.feed.received.fetch_max(last, Ordering::AcqRel);
+                if queue.send((changes, last)).is_err() {
+                    return;
+                }
             }
             if self.feed.stopped.load(Ordering::Acquire) {
                 return;
@@ -243,20 +253,33 @@ impl Shared {
         }
     }
 
-    /// Tells `on_change` of every entry under `prefix` as it is now, and moves the feed there.
+    /// Queues every entry under `prefix` as it is now, and moves the feed there.
     async fn reload(
         self: Arc<Self>,
         prefix: &[u8],
-        on_change: &OnChange,
+        queue: &std::sync::mpsc::Sender<Batch>,
     ) -> std::result::Result<(), etcd_client::Error> {
         let at = self.clone().revision().await?;
         let p = prefix.to_vec();
         let all = self.clone().call(move |c| scan(c, p.clone())).await?;
-        for (k, v) in all {
-            on_change(&k, Some(&v));
-        }
-        self.feed.applied.fetch_max(at, Ordering::AcqRel);
+        let changes = all
+            .into_iter()
+            .map(|(k, v)| (k.to_vec(), Some(v.to_vec())))
+            .collect();
+        self.feed.received.fetch_max(at, Ordering::AcqRel);
+        let _ = queue.send((changes, at));
         Ok(())
+    }
+
+    /// Tells `on_change` of each queued change, in order, on its own thread.
+    fn deliver(self: Arc<Self>, queue: std::sync::mpsc::Receiver<Batch>, on_change: OnChange) {
+        for (changes, revision) in queue {
+            for (key, value) in &changes {
+                on_change(key, value.as_deref());
+            }
+            self.feed.applied.fetch_max(revision, Ordering::AcqRel);
+            self.feed.moved.notify_waiters();
+        }
     }
 
     /// Waits until the feed delivered every change up to `target`.
@@ -470,8 +493,14 @@ impl IDb for EtcdDb {
         // The caller reads the tree after this: the feed starts where that read can start.
         let start = run(self.0.clone().revision())?;
         self.0.feed.applied.store(start, Ordering::Release);
+        self.0.feed.received.store(start, Ordering::Release);
         self.0.feed.watching.store(true, Ordering::Release);
-        runtime().spawn(self.0.clone().follow(prefix, on_change));
+        let (queue, changes) = std::sync::mpsc::channel();
+        let shared = self.0.clone();
+        std::thread::Builder::new()
+            .name("etcd-feed".into())
+            .spawn(move || shared.deliver(changes, on_change))?;
+        runtime().spawn(self.0.clone().follow(prefix, queue));
         Ok(true)
     }
 
