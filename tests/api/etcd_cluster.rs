@@ -246,3 +246,33 @@ async fn nodes_starting_together_on_a_new_cluster_share_one_administrator() {
     assert_eq!(get(&b, &ta, &id).await.status, 200);
     assert_eq!(a.app.store.account_count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_creates_on_two_nodes_all_answer() {
+    let cluster = Cluster::start();
+    let (a, b) = two_nodes(&cluster, "busy").await;
+    let (ta, tb) = (a.admin_token().await, b.admin_token().await);
+    // Each node's change feed applies the other's creates while its own writers refresh the
+    // same search index: neither may wait for the other.
+    let names: Vec<String> = (0..96).map(|i| format!("busy {i}")).collect();
+    let tasks: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let (s, t) = if i % 2 == 0 { (&a, &ta) } else { (&b, &tb) };
+            tokio::time::timeout(std::time::Duration::from_secs(20), create(s, t, name))
+        })
+        .collect();
+    for r in futures_util::future::join_all(tasks).await {
+        assert_eq!(r.expect("answered within 20 s").status, 200);
+    }
+    let found = a
+        .appgate(
+            Method::GET,
+            &format!("{PROFILES}?query=busy&range=0-200"),
+            Some(&ta),
+            None,
+        )
+        .await;
+    assert_eq!(found.json()["data"].as_array().unwrap().len(), 96);
+}
