@@ -1,5 +1,5 @@
-//! The database: every tree (of the storage engine, see `engine`) is opened here, by name, and nothing outside
-//! `store` knows a tree exists. Handlers see typed records and `StoreError`.
+//! The database: every tree (of the storage engine, see `engine`) is opened here, by name, and
+//! nothing outside `store` knows a tree exists. Handlers see typed records and `StoreError`.
 
 mod accounts;
 mod applications;
