@@ -129,7 +129,7 @@ async fn first_admin(store: &Store, config: &Config) -> Result<(), StartError> {
     let hash = tokio::task::spawn_blocking(move || hash_blocking(&to_hash))
         .await
         .expect("hashing does not panic");
-    let account = store
+    let created = store
         .create_account(NewAccount {
             first_name: "Admin".into(),
             last_name: "Administrator".into(),
@@ -139,13 +139,21 @@ async fn first_admin(store: &Store, config: &Config) -> Result<(), StartError> {
             created_by: None,
             password_hash: Some(hash),
         })
-        .await
-        .map_err(|e| {
+        .await;
+    let account = match created {
+        Ok(a) => a,
+        Err(e) => {
             if generated {
                 let _ = std::fs::remove_file(&file);
             }
-            StartError::Store(e.to_string())
-        })?;
+            // Nodes of one cluster starting together: another one created it first.
+            if matches!(e, crate::store::StoreError::KeyTaken) && store.shared() {
+                tracing::info!("another node created the first administrator");
+                return Ok(());
+            }
+            return Err(StartError::Store(e.to_string()));
+        }
+    };
     tracing::info!(id = %account.id, email = %account.email, "created the first administrator");
     if generated {
         // The log (a journal, kept and shipped) names only the file, never the password.

@@ -213,6 +213,60 @@ pub struct ServeArgs {
     /// Minutes a password-reset token stays valid.
     #[arg(long, env = "PROFILED_PASSWORD_RESET_MINUTES", default_value_t = 60)]
     pub password_reset_minutes: u64,
+
+    // The etcd backend (README, "Several nodes over etcd").
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Where the data lives when it is not sled in --data-dir.
+#[derive(Args, Debug, Clone, Default)]
+pub struct StoreArgs {
+    /// Keep the data in an etcd cluster instead of sled in --data-dir:
+    /// etcd://HOST:PORT[,HOST:PORT…] (a build with the `etcd` cargo feature). etcd user and
+    /// password come from PROFILED_STORE_USER and PROFILED_STORE_PASSWORD.
+    #[arg(long = "store", env = "PROFILED_STORE", value_parser = parse_store)]
+    pub url: Option<StoreUrl>,
+    /// Every etcd key starts with this: installations sharing one cluster each use their own.
+    #[arg(long, env = "PROFILED_STORE_PREFIX", default_value = "profiled")]
+    pub store_prefix: String,
+    /// PEM CA certificate of the etcd members: connect to them with TLS.
+    #[arg(long, env = "PROFILED_STORE_CA_CERT")]
+    pub store_ca_cert: Option<PathBuf>,
+}
+
+/// A parsed `--store` (only a build with the `etcd` feature can have one).
+#[cfg(feature = "etcd")]
+pub type StoreUrl = crate::store::EtcdOptions;
+#[cfg(not(feature = "etcd"))]
+pub type StoreUrl = std::convert::Infallible;
+
+fn parse_store(s: &str) -> Result<StoreUrl, String> {
+    #[cfg(feature = "etcd")]
+    return crate::store::EtcdOptions::parse(s);
+    #[cfg(not(feature = "etcd"))]
+    Err(format!(
+        "{s:?}: this profiled was built without the etcd backend (cargo build --features etcd)"
+    ))
+}
+
+impl StoreArgs {
+    /// Sets the engine of `options` (sled unless --store names etcd).
+    pub fn apply(&self, options: &mut crate::store::StoreOptions) {
+        #[cfg(feature = "etcd")]
+        if let Some(url) = &self.url {
+            let mut etcd = url.clone();
+            etcd.prefix = self.store_prefix.clone();
+            etcd.ca_cert = self.store_ca_cert.clone();
+            etcd.user = std::env::var("PROFILED_STORE_USER")
+                .ok()
+                .filter(|u| !u.is_empty());
+            etcd.password = std::env::var("PROFILED_STORE_PASSWORD").ok();
+            options.etcd = Some(etcd);
+        }
+        #[cfg(not(feature = "etcd"))]
+        let _ = options;
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -499,6 +553,7 @@ impl ServeArgs {
             .ok()
             .filter(|p| !p.is_empty());
         c.store.cache_capacity = self.cache_mb * 1024 * 1024;
+        self.store.apply(&mut c.store);
         c.max_connections = self.max_connections;
         c.header_timeout = std::time::Duration::from_secs(self.header_timeout.max(1));
         c.body_timeout = std::time::Duration::from_secs(self.body_timeout.max(1));

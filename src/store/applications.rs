@@ -56,13 +56,13 @@ pub fn hex(hash: &[u8; 32]) -> String {
 }
 
 pub(crate) struct ApplicationTrees {
-    records: sled::Tree,
-    keys: sled::Tree,
+    records: super::engine::Tree,
+    keys: super::engine::Tree,
     gate: Mutex<()>,
 }
 
 impl ApplicationTrees {
-    pub(crate) fn open(db: &sled::Db) -> sled::Result<Self> {
+    pub(crate) fn open(db: &super::engine::Db) -> super::engine::Result<Self> {
         Ok(ApplicationTrees {
             records: db.open_tree(super::TREE_ID_APPLICATION)?,
             keys: db.open_tree(super::TREE_KEYHASH_APPLICATION)?,
@@ -151,7 +151,7 @@ impl Store {
     }
 
     /// The records tree, for backups.
-    pub(crate) fn application_records(&self) -> &sled::Tree {
+    pub(crate) fn application_records(&self) -> &super::engine::Tree {
         &self.apps().records
     }
 

@@ -23,8 +23,8 @@ use std::io::BufRead;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
+use super::engine::{self, Value as IVec};
 use serde_json::{Value, json};
-use sled::IVec;
 
 use super::{
     META, META_COLLECTIVE, META_SCHEMA, META_SECRET, SCHEMA_VERSION, Store, StoreError,
@@ -51,7 +51,7 @@ impl Store {
     /// Copies the store's content. Blocks writers of uniquely indexed records only for the
     /// duration of the copy (in memory), so the copy never holds half of a rename.
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let values = |t: &sled::Tree| -> Result<Vec<IVec>, StoreError> {
+        let values = |t: &engine::Tree| -> Result<Vec<IVec>, StoreError> {
             t.iter()
                 .values()
                 .map(|v| v.map_err(StoreError::from))
@@ -241,8 +241,7 @@ pub fn import(dir: &Path, input: impl BufRead) -> Result<(usize, usize), String>
 /// The import itself, into the new directory `dir`.
 fn import_into(dir: &Path, input: impl BufRead) -> Result<(usize, usize), String> {
     super::open::prepare_dir(dir).map_err(|e| e.to_string())?;
-    let db =
-        super::open::open_sled(dir, &super::StoreOptions::default()).map_err(|e| e.to_string())?;
+    let db = engine::sled::open(dir, &super::StoreOptions::default()).map_err(|e| e.to_string())?;
     let result = restore(&db, input);
     db.flush().map_err(|e| e.to_string())?;
     drop(db);
@@ -263,7 +262,7 @@ fn import_into(dir: &Path, input: impl BufRead) -> Result<(usize, usize), String
     Ok(counts)
 }
 
-fn restore(db: &sled::Db, input: impl BufRead) -> Result<(usize, usize), String> {
+fn restore(db: &engine::Db, input: impl BufRead) -> Result<(usize, usize), String> {
     let err = |n: usize, m: &str| format!("line {n}: {m}");
     let meta = db.open_tree(META).map_err(|e| e.to_string())?;
     let settings = db.open_tree(TREE_SETTINGS).map_err(|e| e.to_string())?;
@@ -301,7 +300,7 @@ fn restore(db: &sled::Db, input: impl BufRead) -> Result<(usize, usize), String>
                         "written by a newer profiled; import it with that version",
                     ));
                 }
-                meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())
+                meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes())
                     .map_err(|e| e.to_string())?;
             }
             "secret" => {
@@ -395,7 +394,7 @@ fn restore(db: &sled::Db, input: impl BufRead) -> Result<(usize, usize), String>
         return Err("the backup has no end line: it is truncated".into());
     }
     if let Some(max) = max_account {
-        meta.insert(super::META_ACCOUNT_FLOOR, &(max + 1).to_be_bytes())
+        meta.insert(super::META_ACCOUNT_FLOOR, (max + 1).to_be_bytes())
             .map_err(|e| e.to_string())?;
     }
     Ok((accounts, profiles))

@@ -1,7 +1,6 @@
-//! Group commit: writers apply their changes to sled, join the batch of the next round, and
-//! wait until that round's flush is on disk. sled's `flush()` uses `sync_file_range` on Linux,
-//! which leaves the disk's write cache and metadata alone, so each round also `fdatasync`s the
-//! database file. `flush_async` is not used: it can deadlock in 0.34.7.
+//! Group commit: writers apply their changes to the engine, join the batch of the next round,
+//! and wait until that round's durable commit (`engine::Db::flush`: for sled, its flush and an
+//! `fdatasync` of the database file) is done.
 //!
 //! A round takes the whole batch at its start and answers exactly those writers when it ends:
 //! a writer joins only after its writes are applied, so the flush that starts afterwards covers
@@ -12,17 +11,15 @@
 //! into the commit record beside it after the fdatasync (see `manifest`), so that a database
 //! sled recovered without its last commits is recognised at the next open.
 
-use std::fs::File;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use super::StoreError;
+use super::{StoreError, engine};
 
-/// One durability round, given its number: sled's flush plus an fdatasync, and the commit
+/// One durability round, given its number: the engine's durable commit, and the commit
 /// record (replaceable in unit tests).
 type Sync = Box<dyn Fn(u64) -> Result<(), StoreError> + Send + std::marker::Sync>;
 
@@ -68,22 +65,19 @@ pub(super) struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the flusher. Round numbers continue after `last_seq`; each round runs
-    /// `before(n)` (which must write the number into sled), sled's flush, an fdatasync of the
-    /// database file, then `after(n)` (the commit record), before any writer is answered.
+    /// `before(n)` (which must write the number into the database), the engine's durable
+    /// commit, then `after(n)` (the commit record), before any writer is answered.
     pub(super) fn start(
-        db: &sled::Db,
-        dir: &Path,
+        db: &engine::Db,
         last_seq: u64,
         before: impl Fn(u64) -> Result<(), StoreError> + Send + std::marker::Sync + 'static,
         after: impl Fn(u64) -> Result<(), StoreError> + Send + std::marker::Sync + 'static,
     ) -> std::io::Result<GroupCommit> {
-        let file = File::open(dir.join("db"))?;
         let db = db.clone();
         Self::with_sync(
             Box::new(move |n| {
                 before(n)?;
                 db.flush()?;
-                file.sync_data()?;
                 after(n)
             }),
             last_seq,

@@ -1,11 +1,12 @@
-//! The embedded database: every sled tree is opened here, by name, and nothing outside
-//! `store` knows a tree exists. Handlers see typed records and `StoreError`.
+//! The database: every tree (of the storage engine, see `engine`) is opened here, by name, and
+//! nothing outside `store` knows a tree exists. Handlers see typed records and `StoreError`.
 
 mod accounts;
 mod applications;
 pub mod backup;
 mod client_profiles;
 mod commit;
+pub(crate) mod engine;
 pub(crate) mod manifest;
 mod open;
 mod password_resets;
@@ -30,6 +31,9 @@ pub use profile_types::{ClientProfile, ProfileType, ProfileUrl, name_key};
 pub use search::{Found, ProfileField, ProfileQuery};
 pub use sessions::{Session, Stage};
 pub use settings::{AdminMfa, AuditLogPersistenceMode, GlobalSettings, SpaMode};
+
+#[cfg(feature = "etcd")]
+pub use engine::etcd::EtcdOptions;
 
 use client_profiles::ProfileTable;
 use commit::GroupCommit;
@@ -82,7 +86,8 @@ pub enum StoreError {
     Unavailable,
     /// The database holds something this build cannot read.
     Corrupt(String),
-    Sled(sled::Error),
+    /// The storage engine failed.
+    Engine(engine::Error),
     Io(std::io::Error),
 }
 
@@ -95,7 +100,7 @@ impl fmt::Display for StoreError {
             StoreError::LastAdministrator => f.write_str("no active administrator would remain"),
             StoreError::Unavailable => f.write_str("store refuses writes after a failed flush"),
             StoreError::Corrupt(m) => write!(f, "database content is not readable: {m}"),
-            StoreError::Sled(e) => write!(f, "sled: {e}"),
+            StoreError::Engine(e) => write!(f, "{e}"),
             StoreError::Io(e) => write!(f, "io: {e}"),
         }
     }
@@ -103,9 +108,9 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        StoreError::Sled(e)
+impl From<engine::Error> for StoreError {
+    fn from(e: engine::Error) -> Self {
+        StoreError::Engine(e)
     }
 }
 
@@ -144,6 +149,10 @@ pub enum OpenError {
         dir: PathBuf,
         cause: String,
     },
+    /// The etcd cluster did not answer (or refused the credentials).
+    Unreachable {
+        cause: String,
+    },
 }
 
 impl fmt::Display for OpenError {
@@ -178,6 +187,10 @@ impl fmt::Display for OpenError {
                 "the database in {} is damaged: {what}. profiled did not serve, change or set it up anew: restore it from a backup (profiled import) into an empty directory and point --data-dir at it",
                 dir.display()
             ),
+            OpenError::Unreachable { cause } => write!(
+                f,
+                "cannot use the etcd cluster: {cause}. Check --store (PROFILED_STORE), that a majority of its members runs, and the credentials"
+            ),
             OpenError::Unreadable { dir, cause } => write!(
                 f,
                 "cannot open the database in {}: {cause}. If it was damaged by a crash, restore it from a backup (profiled import) into an empty directory",
@@ -188,6 +201,19 @@ impl fmt::Display for OpenError {
 }
 
 impl std::error::Error for OpenError {}
+
+impl Store {
+    /// The engine `options` name: etcd when given, else sled in `dir`.
+    fn engine(dir: &Path, options: &StoreOptions) -> Result<engine::Db, OpenError> {
+        #[cfg(feature = "etcd")]
+        if let Some(etcd) = &options.etcd {
+            return engine::etcd::open(etcd).map_err(|e| OpenError::Unreachable {
+                cause: e.to_string(),
+            });
+        }
+        engine::sled::open(dir, options)
+    }
+}
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -205,6 +231,9 @@ pub struct StoreOptions {
     /// Open a database even when it lost data the commit record knows of (logged as an
     /// error): for `export --salvage`, on a private copy. Never for a server.
     pub salvage: bool,
+    /// Keep the data in this etcd cluster instead of sled in the data directory.
+    #[cfg(feature = "etcd")]
+    pub etcd: Option<EtcdOptions>,
 }
 
 impl Default for StoreOptions {
@@ -212,6 +241,8 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_capacity: 128 * 1024 * 1024,
             salvage: false,
+            #[cfg(feature = "etcd")]
+            etcd: None,
         }
     }
 }
@@ -225,8 +256,12 @@ pub(crate) struct Tables {
 impl Tables {
     /// With `indexed`, client-profile writes keep the search index in step (a server, not a
     /// restore).
-    pub(crate) fn open(db: &sled::Db, gate: &unique::Gate, indexed: bool) -> sled::Result<Tables> {
-        Ok(Tables {
+    pub(crate) fn open(
+        db: &engine::Db,
+        gate: &unique::Gate,
+        indexed: bool,
+    ) -> engine::Result<Tables> {
+        let mut tables = Tables {
             accounts: UniqueTable::counted(
                 db.open_tree(TREE_ID_ACCOUNT)?,
                 db.open_tree(TREE_EMAIL_ACCOUNT)?,
@@ -238,7 +273,12 @@ impl Tables {
                 gate.clone(),
                 indexed,
             ),
-        })
+        };
+        if db.shared() {
+            tables.accounts = tables.accounts.atomic(db);
+            tables.client_profiles = tables.client_profiles.shared(db);
+        }
+        Ok(tables)
     }
 
     /// Each table with the name of its key and how to read that key from a record.
@@ -265,22 +305,22 @@ impl Tables {
 }
 
 struct Inner {
-    db: sled::Db,
+    db: engine::Db,
     gate: unique::Gate,
-    meta: sled::Tree,
+    meta: engine::Tree,
     tables: Arc<Tables>,
     ledger: Arc<manifest::Ledger>,
     /// (accounts, client profiles) the commit record says a clean stop left, when nothing was
     /// committed since: a full scan must find exactly these.
     expected: Option<(u64, u64)>,
     account_floor: u64,
-    sessions: sled::Tree,
+    sessions: engine::Tree,
     /// Each account's sessions, for the per-account cap.
     session_index: sessions::SessionIndex,
-    settings: sled::Tree,
+    settings: engine::Tree,
     /// Registered applications and their keys' hashes.
     applications: applications::ApplicationTrees,
-    password_resets: sled::Tree,
+    password_resets: engine::Tree,
     secret: [u8; 32],
     commit: GroupCommit,
     dir: PathBuf,
@@ -332,18 +372,33 @@ impl Store {
         // with content but without profiled's stamp (written and flushed before a store ever
         // serves) is damaged, not new.
         let existed = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
-        let record = manifest::read(dir).map_err(|e| match e.kind() {
+        let db = Self::engine(dir, options)?;
+        let shared = db.shared();
+        let existed = existed && !shared;
+        // The commit record guards sled's own recovery; etcd acknowledges only what a majority
+        // of its members has on disk, and several nodes write to it.
+        let record = if shared {
+            Ok(None)
+        } else {
+            manifest::read(dir)
+        };
+        let record = record.map_err(|e| match e.kind() {
             std::io::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
                 path: dir.join(manifest::FILE),
             },
             _ => damaged(e.to_string()),
         })?;
-        let db = open::open_sled(dir, options)?;
         open::tighten_files(dir);
-        let tree = |name: &str| db.open_tree(name).map_err(|e| open::sled_error(dir, e));
+        let tree = |name: &str| {
+            db.open_tree(name)
+                .map_err(|e| engine::sled::open_error(dir, &e))
+        };
         let meta = tree(META)?;
         let u64_at = |key: &[u8]| -> Result<Option<u64>, OpenError> {
-            match meta.get(key).map_err(|e| open::sled_error(dir, e))? {
+            match meta
+                .get(key)
+                .map_err(|e| engine::sled::open_error(dir, &e))?
+            {
                 None => Ok(None),
                 Some(v) => v
                     .as_ref()
@@ -355,13 +410,14 @@ impl Store {
             }
         };
         let gate = unique::Gate::default();
-        let tables = Tables::open(&db, &gate, true).map_err(|e| open::sled_error(dir, e))?;
+        let tables =
+            Tables::open(&db, &gate, true).map_err(|e| engine::sled::open_error(dir, &e))?;
         let accounts = tables.accounts.records.len() as u64;
         tables.accounts.set_count(accounts);
         let seq = u64_at(META_COMMIT_SEQ)?.unwrap_or(0);
         let marker = meta
             .get(META_CLEAN)
-            .map_err(|e| open::sled_error(dir, e))?
+            .map_err(|e| engine::sled::open_error(dir, &e))?
             .and_then(|m| {
                 m.get(..8)
                     .map(|c| u64::from_be_bytes(c.try_into().expect("8")))
@@ -390,25 +446,31 @@ impl Store {
             .map(|r| (r.accounts, r.client_profiles));
         // Nothing is written before this point.
         if u64_at(META_SCHEMA)?.is_none() {
-            meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())
+            meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes())
                 .map_err(|e| unreadable(e.to_string()))?;
         }
         let secret = match meta
             .get(META_SECRET)
             .map_err(|e| unreadable(e.to_string()))?
         {
-            Some(v) => v
-                .as_ref()
-                .try_into()
-                .map_err(|_| damaged("installation secret is not 32 bytes".into()))?,
+            Some(v) => v,
             None => {
                 let mut s = [0u8; 32];
                 getrandom::fill(&mut s).map_err(|e| unreadable(e.to_string()))?;
-                meta.insert(META_SECRET, &s)
-                    .map_err(|e| unreadable(e.to_string()))?;
-                s
+                // Nodes starting together on a new cluster: the first one's secret stands.
+                match meta
+                    .compare_and_swap(META_SECRET, None::<&[u8]>, Some(s))
+                    .map_err(|e| unreadable(e.to_string()))?
+                {
+                    Ok(()) => engine::Value::from(&s[..]),
+                    Err(taken) => taken.current.unwrap_or_default(),
+                }
             }
         };
+        let secret: [u8; 32] = secret
+            .as_ref()
+            .try_into()
+            .map_err(|_| damaged("installation secret is not 32 bytes".into()))?;
         let account_floor = u64_at(META_ACCOUNT_FLOOR)?.unwrap_or(accounts::FIRST_ACCOUNT_NUMBER);
         let sessions = tree(TREE_TOKENHASH_SESSION)?;
         let settings = tree(TREE_SETTINGS)?;
@@ -429,7 +491,11 @@ impl Store {
             )
             .map_err(|e| unreadable(format!("cannot write {}: {e}", manifest::FILE)))?,
         );
-        let commit = {
+        let commit = if shared {
+            // etcd committed every write before answering it: the rounds have nothing to add.
+            GroupCommit::start(&db, 0, |_| Ok(()), |_| Ok(()))
+                .map_err(|e| unreadable(e.to_string()))?
+        } else {
             let (meta, tables, ledger) = (meta.clone(), tables.clone(), ledger.clone());
             // Counted before the flush: every write counted is in sled already, so the counts
             // recorded are never more than what the round made durable.
@@ -437,14 +503,13 @@ impl Store {
             let after_counts = counted.clone();
             GroupCommit::start(
                 &db,
-                dir,
                 last_seq,
                 move |n| {
                     *counted.lock().unwrap_or_else(|p| p.into_inner()) = (
                         tables.accounts.count(),
                         tables.client_profiles.table.count(),
                     );
-                    meta.insert(META_COMMIT_SEQ, &n.to_be_bytes())?;
+                    meta.insert(META_COMMIT_SEQ, n.to_be_bytes())?;
                     Ok(())
                 },
                 move |n| {
@@ -579,11 +644,16 @@ impl Store {
         &self.inner.dir
     }
 
-    pub(crate) fn db(&self) -> &sled::Db {
+    /// Whether other nodes share this store (etcd).
+    pub fn shared(&self) -> bool {
+        self.inner.db.shared()
+    }
+
+    pub(crate) fn db(&self) -> &engine::Db {
         &self.inner.db
     }
 
-    pub(crate) fn meta(&self) -> &sled::Tree {
+    pub(crate) fn meta(&self) -> &engine::Tree {
         &self.inner.meta
     }
 }

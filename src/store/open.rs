@@ -1,4 +1,4 @@
-//! Opening and closing the database: sled's parameters, the start-up check and repair, and the
+//! Opening and closing the database: the data directory, the start-up check and repair, and the
 //! clean-shutdown marker that lets the next start skip them.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -15,7 +15,7 @@ const DIR_MODE: u32 = 0o700;
 /// Permissions of every file in it.
 const FILE_MODE: u32 = 0o600;
 
-fn io_error(path: &Path, e: std::io::Error) -> OpenError {
+pub(crate) fn io_error(path: &Path, e: std::io::Error) -> OpenError {
     match e.kind() {
         std::io::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
             path: path.to_path_buf(),
@@ -116,33 +116,6 @@ pub(super) fn tighten_files(dir: &Path) {
     }
 }
 
-/// What a sled error at open means for the operator.
-pub(super) fn sled_error(dir: &Path, e: sled::Error) -> OpenError {
-    match e {
-        sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
-            OpenError::Locked {
-                dir: dir.to_path_buf(),
-            }
-        }
-        sled::Error::Io(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotADirectory
-            ) =>
-        {
-            io_error(dir, e)
-        }
-        sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => OpenError::Damaged {
-            dir: dir.to_path_buf(),
-            what: format!("sled cannot read it ({e})"),
-        },
-        other => OpenError::Unreadable {
-            dir: dir.to_path_buf(),
-            cause: other.to_string(),
-        },
-    }
-}
-
 /// Compares what sled recovered with the commit record kept beside it (see `manifest`):
 /// `seq` is sled's last round number, `accounts` the accounts it holds, `clean_count` the
 /// client-profile count of its clean-stop marker, if it has one. Says what is missing.
@@ -197,53 +170,6 @@ pub(super) fn compare_with_record(
     Ok(())
 }
 
-/// Size of sled's log segments (and write buffers) for a new database. sled frees space a
-/// segment at a time, once at most half of it is live: with its default of 512 KiB a store of
-/// client profiles took 2.8–3.1 × the JSON of its records, with 2 MiB 2.2 × (see
-/// docs/benchmarks.md).
-pub(super) const SEGMENT_SIZE: usize = 2 * 1024 * 1024;
-
-/// The segment size the database in `dir` was created with (sled refuses any other), read
-/// from the file where sled keeps its creation parameters (text lines, then a checksum).
-pub(super) fn created_segment_size(dir: &Path) -> Option<usize> {
-    let conf = std::fs::read(dir.join("conf")).ok()?;
-    String::from_utf8_lossy(&conf)
-        .lines()
-        .find_map(|l| l.strip_prefix("segment_size:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Opens sled, waiting up to two seconds for its file lock: sled releases the lock from a
-/// background thread shortly after the last handle is dropped, so a reopen in the same process
-/// (restart in tests, `import`) can find it still held. Another running server keeps it, and
-/// then the error stands.
-pub(super) fn open_sled(dir: &Path, options: &StoreOptions) -> Result<sled::Db, OpenError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    loop {
-        let config = sled::Config::new()
-            .path(dir)
-            .cache_capacity(options.cache_capacity)
-            .segment_size(created_segment_size(dir).unwrap_or(SEGMENT_SIZE));
-        // sled panics on some damage it meets while recovering its log.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
-            .map_err(|_| OpenError::Damaged {
-                dir: dir.to_path_buf(),
-                what: "sled failed while reading its log".into(),
-            })?;
-        match opened {
-            // sled reports the lock as `Other`, with the cause in the message.
-            Err(sled::Error::Io(e))
-                if (e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.to_string().contains("could not acquire lock"))
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other.map_err(|e| sled_error(dir, e)),
-        }
-    }
-}
-
 impl Store {
     /// Opens (or creates) the database in `dir`, checks its schema version, makes sure the
     /// installation secret exists, upgrades an older layout, and — unless the last stop was
@@ -277,6 +203,21 @@ impl Store {
         if !loaded {
             let search = store.inner.tables.client_profiles.search.clone();
             let records = store.inner.tables.client_profiles.table.records.clone();
+            // Other nodes write too: their changes reach the index through the change feed,
+            // started before the build reads the records so that nothing falls between.
+            let feed = search.clone();
+            store
+                .inner
+                .db
+                .watch(
+                    &records,
+                    std::sync::Arc::new(move |id, now| {
+                        if let Ok(id) = uuid::Uuid::from_slice(id) {
+                            feed.refresh(&id, || Ok(now.map(super::engine::Value::from)), now);
+                        }
+                    }),
+                )
+                .map_err(|e| unreadable(e.to_string()))?;
             let builder = std::thread::Builder::new()
                 .name("search-index".into())
                 .spawn(move || search.build(&records))
@@ -316,10 +257,12 @@ impl Store {
                 }
             }
             _ => {
-                self.check(report, true)?;
+                // Other nodes may be writing: report, never "repair" under their feet (the
+                // engine's one-step writes leave nothing to repair).
+                self.check(report, !self.inner.db.shared())?;
                 if schema < SCHEMA_VERSION {
                     let n = profiles.upgrade_records()?;
-                    meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes())?;
                     tracing::info!(
                         from = schema,
                         to = SCHEMA_VERSION,
@@ -343,6 +286,10 @@ impl Store {
         let mut closed = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
         *closed = true;
         self.inner.commit.flush_now()?;
+        if self.inner.db.shared() {
+            // Other nodes go on writing: no marker can say what this stop left.
+            return Ok(());
+        }
         let mut marker = self.client_profile_count().to_be_bytes().to_vec();
         // The search index, saved so that the next open need not rebuild it (and named by
         // a token, so that a file from another stop is never taken for it).
@@ -384,7 +331,7 @@ impl OpenError {
             OpenError::Foreign { .. } => OpenError::Foreign { dir },
             OpenError::Damaged { what, .. } => OpenError::Damaged { dir, what },
             OpenError::Unreadable { cause, .. } => OpenError::Unreadable { dir, cause },
-            e @ OpenError::NewerSchema { .. } => e,
+            e @ (OpenError::NewerSchema { .. } | OpenError::Unreachable { .. }) => e,
         }
     }
 }
@@ -392,29 +339,6 @@ impl OpenError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn message(e: sled::Error) -> String {
-        sled_error(Path::new("/data"), e).to_string()
-    }
-
-    #[test]
-    fn sled_errors_at_open_say_what_they_are() {
-        let io = |kind, m: &str| sled::Error::Io(std::io::Error::new(kind, m));
-        // Tests run as root, where no permission is ever denied: the mapping is checked here.
-        let m = message(io(std::io::ErrorKind::PermissionDenied, "EACCES"));
-        assert!(m.contains("permission denied on /data"), "{m}");
-        let m = message(io(
-            std::io::ErrorKind::Other,
-            "could not acquire lock on \"/data/db\": WouldBlock",
-        ));
-        assert!(
-            m.contains("is another profiled running on this directory?"),
-            "{m}"
-        );
-        let m = message(sled::Error::Corruption { at: None, bt: () });
-        assert!(m.contains("is damaged"), "{m}");
-        assert!(m.contains("restore it from a backup"), "{m}");
-    }
 
     #[test]
     fn the_commit_record_catches_lost_commits_accounts_and_records() {

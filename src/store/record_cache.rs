@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use sled::IVec;
+use super::engine::Value as IVec;
 
 /// Records kept at most: about 5 MiB of 300-byte profiles, far more than a page of 100.
 pub(crate) const CAPACITY: usize = 16 * 1024;

@@ -1,7 +1,8 @@
 //! Records with one unique secondary key (client profiles by name, accounts by email).
 //!
 //! Two trees: `records` maps id → record, `index` maps key → id. Uniqueness is enforced with
-//! lock-free compare-and-swap reservations instead of sled's multi-tree transactions, which
+//! lock-free compare-and-swap reservations (the engine's one-key primitive) instead of sled's
+//! multi-tree transactions, which
 //! take a process-wide write lock and measured three times slower under concurrent load
 //! (see `benches/uniqueness.rs`). The order of steps is chosen so that a crash can only leave
 //! *extra* index entries behind, for writes that were never acknowledged:
@@ -12,11 +13,16 @@
 //!
 //! `repair` removes such leftovers at start-up: an index entry whose record is missing or now
 //! carries another key.
+//!
+//! On an engine with multi-key writes (etcd, `atomic`), each of these is one conditional write
+//! instead: the record and its index keys change together, guarded by "the record is still
+//! what was read" and "the new key is free", so nothing is ever left over and two writers on
+//! two nodes racing for one key cannot both win.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use sled::{IVec, Tree};
+use super::engine::{Check, Db, Tree, Value as IVec, Write};
 
 use super::StoreError;
 use super::record_cache::{Lookup, RecordCache};
@@ -67,6 +73,8 @@ pub(crate) struct UniqueTable {
     count: Option<AtomicU64>,
     /// Recently read records, for `get_cached` (see `record_cache`).
     cache: Option<RecordCache>,
+    /// The database, when its engine writes several keys in one step.
+    atomic: Option<Db>,
 }
 
 impl UniqueTable {
@@ -78,7 +86,35 @@ impl UniqueTable {
             on_write: None,
             count: None,
             cache: None,
+            atomic: None,
         }
+    }
+
+    /// The same, writing each record and its index keys in one conditional write when the
+    /// engine can (see the module's documentation).
+    pub(crate) fn atomic(mut self, db: &Db) -> Self {
+        self.atomic = Some(db.clone());
+        self
+    }
+
+    /// One conditional write, when the engine has them (`None`: it has not).
+    fn transact(
+        &self,
+        checks: &[Check<'_>],
+        writes: &[Write<'_>],
+    ) -> Result<Option<bool>, StoreError> {
+        match &self.atomic {
+            Some(db) => Ok(db.transact(checks, writes)?),
+            None => Ok(None),
+        }
+    }
+
+    fn check_of<'a>(tree: &'a Tree, key: &'a [u8], holds: Option<&'a [u8]>) -> Check<'a> {
+        Check { tree, key, holds }
+    }
+
+    fn write_of<'a>(tree: &'a Tree, key: &'a [u8], value: Option<&'a [u8]>) -> Write<'a> {
+        Write { tree, key, value }
     }
 
     /// The same, keeping a live count of the records (start it with `set_count`).
@@ -101,6 +137,12 @@ impl UniqueTable {
         self
     }
 
+    /// The same without a record cache (when other processes write too, it could go stale).
+    pub(crate) fn uncached(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
     /// Every successful write ends here while the record is already in sled and before the
     /// write is acknowledged: the cache forgets the id, then `on_write` runs.
     fn wrote(&self, id: &[u8], now: Option<&[u8]>) {
@@ -113,6 +155,10 @@ impl UniqueTable {
     }
 
     pub(crate) fn count(&self) -> u64 {
+        // Other nodes add and remove records too: only the database knows the number.
+        if self.count.is_some() && self.atomic.as_ref().is_some_and(|d| d.shared()) {
+            return self.records.len() as u64;
+        }
         self.count.as_ref().map_or(0, |c| c.load(Ordering::SeqCst))
     }
 
@@ -189,6 +235,23 @@ impl UniqueTable {
 
     pub(crate) fn insert(&self, id: &[u8], key: &[u8], record: Vec<u8>) -> Result<(), StoreError> {
         let _gate = self.enter()?;
+        let (r, i) = (&self.records, &self.index);
+        match self.transact(
+            &[Self::check_of(r, id, None), Self::check_of(i, key, None)],
+            &[
+                Self::write_of(r, id, Some(record.as_slice())),
+                Self::write_of(i, key, Some(id)),
+            ],
+        )? {
+            Some(true) => {
+                self.add(1);
+                self.wrote(id, Some(&record));
+                return Ok(());
+            }
+            Some(false) if self.records.contains_key(id)? => return Err(StoreError::IdTaken),
+            Some(false) => return Err(StoreError::KeyTaken),
+            None => {}
+        }
         if self.records.contains_key(id)? {
             return Err(StoreError::IdTaken);
         }
@@ -222,6 +285,24 @@ impl UniqueTable {
     ) -> Result<Swap, StoreError> {
         let _gate = self.enter()?;
         let moved = old_key != new_key;
+        if self.atomic.is_some() {
+            let (r, i) = (&self.records, &self.index);
+            let mut checks = vec![Self::check_of(r, id, Some(&old[..]))];
+            let mut writes = vec![Self::write_of(r, id, Some(new.as_slice()))];
+            if moved {
+                checks.push(Self::check_of(i, new_key, None));
+                writes.push(Self::write_of(i, old_key, None));
+                writes.push(Self::write_of(i, new_key, Some(id)));
+            }
+            return match self.transact(&checks, &writes)? {
+                Some(true) => {
+                    self.wrote(id, Some(&new));
+                    Ok(Swap::Done)
+                }
+                Some(false) if self.records.get(id)?.as_ref() != Some(old) => Ok(Swap::Changed),
+                _ => Err(StoreError::KeyTaken),
+            };
+        }
         let fresh = moved && self.reserve(new_key, id)?;
         match self
             .records
@@ -245,6 +326,19 @@ impl UniqueTable {
 
     pub(crate) fn remove(&self, id: &[u8], old: &IVec, key: &[u8]) -> Result<Swap, StoreError> {
         let _gate = self.enter()?;
+        let (r, i) = (&self.records, &self.index);
+        match self.transact(
+            &[Self::check_of(r, id, Some(&old[..]))],
+            &[Self::write_of(r, id, None), Self::write_of(i, key, None)],
+        )? {
+            Some(true) => {
+                self.add(-1);
+                self.wrote(id, None);
+                return Ok(Swap::Done);
+            }
+            Some(false) => return Ok(Swap::Changed),
+            None => {}
+        }
         match self
             .records
             .compare_and_swap(id, Some(old), None as Option<&[u8]>)?

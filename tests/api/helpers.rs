@@ -65,6 +65,14 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.body_timeout = Duration::from_secs(2);
     c.shutdown_timeout = Duration::from_secs(5);
     c.store.cache_capacity = 16 * 1024 * 1024;
+    // The harness switch: PROFILED_TEST_STORE=etcd://… runs every server on that cluster, each
+    // under a key prefix of its own (one installation per test).
+    #[cfg(feature = "etcd")]
+    if let Ok(url) = std::env::var("PROFILED_TEST_STORE") {
+        let mut etcd = profiled::store::EtcdOptions::parse(&url).expect("PROFILED_TEST_STORE");
+        etcd.prefix = format!("test-{}", uuid::Uuid::new_v4());
+        c.store.etcd = Some(etcd);
+    }
     c
 }
 

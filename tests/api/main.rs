@@ -14,6 +14,8 @@ mod console;
 mod crash;
 mod damage;
 mod deploy;
+#[cfg(feature = "etcd")]
+mod etcd_cluster;
 mod foundation;
 mod global_settings;
 mod hardening;

@@ -25,7 +25,12 @@ pub(crate) struct ProfileTable {
 
 impl ProfileTable {
     /// Counts the records; with `indexed`, keeps the search index in step with every write.
-    pub(super) fn new(records: sled::Tree, index: sled::Tree, gate: Gate, indexed: bool) -> Self {
+    pub(super) fn new(
+        records: super::engine::Tree,
+        index: super::engine::Tree,
+        gate: Gate,
+        indexed: bool,
+    ) -> Self {
         let search = Arc::new(Search::new());
         let mut table = UniqueTable::counted(records.clone(), index, gate)
             .cached(super::record_cache::CAPACITY);
@@ -38,6 +43,16 @@ impl ProfileTable {
             }));
         }
         ProfileTable { table, search }
+    }
+
+    /// The same over a database other nodes write to: each write is one conditional write,
+    /// and nothing is cached.
+    pub(super) fn shared(self, db: &super::engine::Db) -> Self {
+        let ProfileTable { table, search } = self;
+        ProfileTable {
+            table: table.atomic(db).uncached(),
+            search,
+        }
     }
 
     /// Rewrites records of schema 1 in this build's format (names do not change, so the index
@@ -223,6 +238,11 @@ impl Store {
 
     /// Runs a list request on the search index (waiting for it after a start-up).
     pub async fn search_client_profiles(&self, query: ProfileQuery) -> Result<Found, StoreError> {
+        // Read your writes across nodes: the index has every change committed before now.
+        self.inner.db.caught_up().map_err(|e| {
+            tracing::warn!(error = %e, "the search index is behind the cluster");
+            StoreError::Unavailable
+        })?;
         self.inner.tables.client_profiles.search.search(query).await
     }
 

@@ -102,7 +102,7 @@ async fn a_clean_stop_hands_its_count_to_the_next_open_once() {
         // Mark the marker's count, to see below that the open took it without counting.
         store
             .meta()
-            .insert(META_CLEAN, &42u64.to_be_bytes())
+            .insert(META_CLEAN, 42u64.to_be_bytes())
             .unwrap();
         store.flush().unwrap();
     }
@@ -190,7 +190,7 @@ async fn a_schema_1_store_is_upgraded_on_open() {
             .unwrap();
         store
             .meta()
-            .insert(META_SCHEMA, &1u64.to_be_bytes())
+            .insert(META_SCHEMA, 1u64.to_be_bytes())
             .unwrap();
         store.flush().unwrap();
     }
@@ -274,10 +274,13 @@ async fn a_clean_restart_loads_the_saved_search_index() {
 
 #[test]
 fn a_database_keeps_the_segment_size_it_was_created_with() {
-    let segment_size = |dir: &Path| super::super::open::created_segment_size(dir).unwrap();
+    let segment_size = |dir: &Path| super::super::engine::sled::created_segment_size(dir).unwrap();
     let new = tempfile::tempdir().unwrap();
     drop(open(new.path()));
-    assert_eq!(segment_size(new.path()), super::super::open::SEGMENT_SIZE);
+    assert_eq!(
+        segment_size(new.path()),
+        super::super::engine::sled::SEGMENT_SIZE
+    );
     // Created by an earlier build, with sled's default: sled refuses any other size.
     let old = tempfile::tempdir().unwrap();
     {

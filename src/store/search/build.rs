@@ -12,7 +12,7 @@ use super::{Row, Search, State};
 
 impl Search {
     /// Fills the index from every record; runs once, in its own thread, after start-up.
-    pub(crate) fn build(&self, records: &sled::Tree) {
+    pub(crate) fn build(&self, records: &super::super::engine::Tree) {
         let started = std::time::Instant::now();
         let mut batch: Vec<(Meta, Vec<u8>)> = Vec::with_capacity(1024);
         let mut loaded = 0;

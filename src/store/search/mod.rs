@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use sled::IVec;
+use super::engine::Value as IVec;
 use tokio::sync::watch;
 use uuid::Uuid;
 

@@ -309,7 +309,7 @@ fn replaced_and_removed_profiles_leave_nothing_behind() {
 
 #[test]
 fn the_build_keeps_what_writers_indexed_meanwhile() {
-    let db = sled::Config::new().temporary(true).open().unwrap();
+    let db = crate::store::engine::sled::temporary();
     let records = db.open_tree("r").unwrap();
     let old = profile(1);
     let gone = profile(2);
