@@ -171,6 +171,35 @@ async fn two_nodes_share_names_records_and_sessions() {
     assert_eq!(r.status, 204);
     assert_eq!(get(&b, &token, &id).await.status, 401);
 
+    // An account deactivated through B: its token from A is refused on A at once, and its
+    // login fails on both; reactivated through A, it logs in on B again.
+    let amber = add_account(&a, "amber@example.com", "adminRole").await;
+    let amber_token = a.login("amber@example.com", ACCOUNT_PASSWORD).await;
+    assert_eq!(get(&a, &amber_token, &id).await.status, 200);
+    let path = format!("/ccadmin/v1/adminProfiles/{amber}");
+    let r = b
+        .occ(
+            Method::PUT,
+            &path,
+            Some(&tb),
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(get(&a, &amber_token, &id).await.status, 401);
+    assert_eq!(get(&b, &amber_token, &id).await.status, 401);
+    for node in [&a, &b] {
+        let r = node
+            .appgate_login_response("amber@example.com", ACCOUNT_PASSWORD)
+            .await;
+        assert_eq!(r.status, 401, "{:?}", r.body);
+    }
+    let r = a
+        .occ(Method::PUT, &path, Some(&ta), Some(json!({"active": true})))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    b.login("amber@example.com", ACCOUNT_PASSWORD).await;
+
     // A node stops: the other keeps serving everything written through either.
     let (_dir, _) = a.stop().await;
     let r = get(&b, &tb, &id).await;
