@@ -149,7 +149,7 @@ impl<K: Hash + Eq + Clone + Weigh, P: Policy> Table<K, P> {
     /// Reserves a slot for one check of `key`, waiting (first come, first served) while every
     /// slot left is held by a check in progress. `Err(seconds)` when the budget is spent or
     /// the table is full.
-    pub async fn reserve(&self, key: K) -> Result<Reservation<'_, K, P>, u64> {
+    pub async fn reserve(&self, key: K) -> Result<Reservation<'_, Self>, u64> {
         let mut queued: Option<Queued<'_, K, P>> = None;
         loop {
             let waiters: Arc<Notify>;
@@ -196,10 +196,7 @@ impl<K: Hash + Eq + Clone + Weigh, P: Policy> Table<K, P> {
                         {
                             slot.waiters.notify_one();
                         }
-                        return Ok(Reservation {
-                            table: self,
-                            key: Some(key),
-                        });
+                        return Ok(Reservation::new(self, key));
                     }
                     Admission::Refused(secs) => return Err(secs),
                     Admission::Go | Admission::Wait => {}
@@ -276,14 +273,34 @@ impl<K: Hash + Eq + Clone + Weigh, P: Policy> Drop for Queued<'_, K, P> {
     }
 }
 
-/// One reserved check. Say how it ended with `failed` or `succeeded`; dropped without either
-/// (the client went away mid-check), it gives its slot back without counting.
-pub struct Reservation<'a, K: Hash + Eq + Clone + Weigh, P: Policy> {
-    table: &'a Table<K, P>,
-    key: Option<K>,
+/// A table whose reserved checks end by saying how they went (`None`: not at all).
+pub trait Ends {
+    type Key;
+    fn end(&self, key: &Self::Key, outcome: Option<bool>);
 }
 
-impl<K: Hash + Eq + Clone + Weigh, P: Policy> Reservation<'_, K, P> {
+impl<K: Hash + Eq + Clone + Weigh, P: Policy> Ends for Table<K, P> {
+    type Key = K;
+    fn end(&self, key: &K, outcome: Option<bool>) {
+        Table::end(self, key, outcome)
+    }
+}
+
+/// One reserved check. Say how it ended with `failed` or `succeeded`; dropped without either
+/// (the client went away mid-check), it gives its slot back without counting.
+pub struct Reservation<'a, T: Ends> {
+    table: &'a T,
+    key: Option<T::Key>,
+}
+
+impl<'a, T: Ends> Reservation<'a, T> {
+    pub(crate) fn new(table: &'a T, key: T::Key) -> Self {
+        Reservation {
+            table,
+            key: Some(key),
+        }
+    }
+
     pub fn failed(mut self) {
         if let Some(key) = self.key.take() {
             self.table.end(&key, Some(false));
@@ -297,7 +314,7 @@ impl<K: Hash + Eq + Clone + Weigh, P: Policy> Reservation<'_, K, P> {
     }
 }
 
-impl<K: Hash + Eq + Clone + Weigh, P: Policy> Drop for Reservation<'_, K, P> {
+impl<T: Ends> Drop for Reservation<'_, T> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             self.table.end(&key, None);

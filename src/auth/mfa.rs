@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use hyper::header::HeaderMap;
 use uuid::Uuid;
 
-use super::{Auth, Login, bearer, lockout, token_hash, totp};
+use super::{Auth, Login, bearer, token_hash, totp};
 use crate::clock;
 use crate::error::ApiError;
 use crate::store::{Account, AdminMfa, Stage, StoreError, Totp};
@@ -174,11 +174,7 @@ impl Auth {
     /// and accepts it once: the seed becomes set up, and this code and older ones are spent.
     /// 401 for a wrong, replayed or missing-seed code.
     pub async fn check_code(&self, account: &Account, code: &str) -> Result<(), ApiError> {
-        let slot = self
-            .accounts
-            .reserve(lockout::account_key(&account.email))
-            .await
-            .map_err(ApiError::too_many_requests)?;
+        let slot = self.reserve_account(&account.email).await?;
         let now_step = totp::step_of(clock::now().unix_timestamp());
         let mut accepted = false;
         let result = self

@@ -6,6 +6,7 @@ pub mod lockout;
 mod mfa;
 pub mod password;
 pub mod roles;
+pub mod shared_lockout;
 pub mod totp;
 
 use std::net::IpAddr;
@@ -24,6 +25,7 @@ use lockout::{AccountPolicy, Accounts, AddressPolicy, Addresses, address_key};
 pub use mfa::{BUILTIN_TOTP_PROVIDER, Partial, Seed};
 use password::Passwords;
 pub use roles::Privilege;
+use shared_lockout::{SharedAccounts, SharedAddresses};
 
 /// The authenticated caller of one request, re-read from the store on every request so that
 /// deactivation and role changes apply at once. Only what every request needs is read; a
@@ -92,6 +94,36 @@ pub struct Login {
     pub account: Account,
 }
 
+/// One reserved check of a password or a one-time code, in whichever table counts it (this
+/// node's memory, or the store several nodes share). Say how it ended with `failed` or
+/// `succeeded`; dropped without either, it gives its slot back without counting.
+pub(crate) enum Slot<'a> {
+    Account(lockout::Reservation<'a, Accounts>),
+    Address(lockout::Reservation<'a, Addresses>),
+    SharedAccount(lockout::Reservation<'a, SharedAccounts>),
+    SharedAddress(lockout::Reservation<'a, SharedAddresses>),
+}
+
+impl Slot<'_> {
+    pub(crate) fn failed(self) {
+        match self {
+            Slot::Account(r) => r.failed(),
+            Slot::Address(r) => r.failed(),
+            Slot::SharedAccount(r) => r.failed(),
+            Slot::SharedAddress(r) => r.failed(),
+        }
+    }
+
+    pub(crate) fn succeeded(self) {
+        match self {
+            Slot::Account(r) => r.succeeded(),
+            Slot::Address(r) => r.succeeded(),
+            Slot::SharedAccount(r) => r.succeeded(),
+            Slot::SharedAddress(r) => r.succeeded(),
+        }
+    }
+}
+
 /// Longest user name a login accepts: the longest e-mail address there can be. Longer ones
 /// are refused before anything is looked up or remembered.
 pub const MAX_USERNAME_CHARS: usize = 254;
@@ -103,6 +135,10 @@ pub struct Auth {
     accounts: Accounts,
     /// Failed logins per client address; `None` when that limit is off.
     addresses: Option<Addresses>,
+    /// With several nodes on one store (etcd), the two limits are counted there instead, by
+    /// every node (`shared_lockout`); the tables above are then unused.
+    shared_accounts: Option<SharedAccounts>,
+    shared_addresses: Option<SharedAddresses>,
     /// Whether loopback clients are held to the per-address limit.
     limit_loopback: bool,
     max_sessions: usize,
@@ -110,19 +146,23 @@ pub struct Auth {
 
 impl Auth {
     pub fn new(store: Store, config: &Config) -> Self {
+        let account_policy = || AccountPolicy {
+            window: config.lockout,
+            lockout: config.lockout,
+        };
+        let address_policy = || AddressPolicy {
+            burst: config.login_address_burst,
+            interval: config.login_address_interval,
+        };
+        let limit_addresses = config.login_address_burst > 0;
         Auth {
+            shared_accounts: SharedAccounts::new(&store, account_policy(), b'a'),
+            shared_addresses: SharedAddresses::new(&store, address_policy(), b'i')
+                .filter(|_| limit_addresses),
             store,
             passwords: Passwords::new(config.hash_concurrency),
-            accounts: Accounts::new(AccountPolicy {
-                window: config.lockout,
-                lockout: config.lockout,
-            }),
-            addresses: (config.login_address_burst > 0).then(|| {
-                Addresses::new(AddressPolicy {
-                    burst: config.login_address_burst,
-                    interval: config.login_address_interval,
-                })
-            }),
+            accounts: Accounts::new(account_policy()),
+            addresses: limit_addresses.then(|| Addresses::new(address_policy())),
             limit_loopback: config.login_limit_loopback,
             max_sessions: config.max_sessions_per_account.max(1),
         }
@@ -221,11 +261,7 @@ impl Auth {
         }
         // The address first: a source over its limit never reaches the account's budget.
         let address = self.reserve_address(peer).await?;
-        let slot = self
-            .accounts
-            .reserve(lockout::account_key(username))
-            .await
-            .map_err(ApiError::too_many_requests)?;
+        let slot = self.reserve_account(username).await?;
         let account = self.store.account_by_email(username)?;
         let hash = account
             .as_ref()
@@ -250,20 +286,38 @@ impl Auth {
 
     /// A slot in the failed-login budget of the client's address, when that limit applies
     /// to it (429 when the budget is spent).
-    async fn reserve_address(
-        &self,
-        peer: Option<IpAddr>,
-    ) -> Result<Option<lockout::Reservation<'_, IpAddr, AddressPolicy>>, ApiError> {
-        Ok(match (&self.addresses, peer) {
-            (Some(table), Some(ip)) if self.limit_loopback || !ip.to_canonical().is_loopback() => {
-                Some(
-                    table
-                        .reserve(address_key(ip))
-                        .await
-                        .map_err(ApiError::too_many_requests)?,
-                )
-            }
-            _ => None,
+    async fn reserve_address(&self, peer: Option<IpAddr>) -> Result<Option<Slot<'_>>, ApiError> {
+        let Some(ip) = peer.filter(|ip| self.limit_loopback || !ip.to_canonical().is_loopback())
+        else {
+            return Ok(None);
+        };
+        let key = address_key(ip);
+        Ok(match (&self.shared_addresses, &self.addresses) {
+            (Some(shared), _) => Some(Slot::SharedAddress(
+                shared.reserve(&shared_lockout::address_name(key)).await?,
+            )),
+            (None, Some(table)) => Some(Slot::Address(
+                table
+                    .reserve(key)
+                    .await
+                    .map_err(ApiError::too_many_requests)?,
+            )),
+            (None, None) => None,
+        })
+    }
+
+    /// A slot in the failed-login budget of the account with this user name (429 when the
+    /// budget is spent).
+    async fn reserve_account(&self, username: &str) -> Result<Slot<'_>, ApiError> {
+        let key = lockout::account_key(username);
+        Ok(match &self.shared_accounts {
+            Some(shared) => Slot::SharedAccount(shared.reserve(key.as_bytes()).await?),
+            None => Slot::Account(
+                self.accounts
+                    .reserve(key)
+                    .await
+                    .map_err(ApiError::too_many_requests)?,
+            ),
         })
     }
 
@@ -274,11 +328,7 @@ impl Auth {
         account: &Account,
         password: &str,
     ) -> Result<bool, ApiError> {
-        let slot = self
-            .accounts
-            .reserve(lockout::account_key(&account.email))
-            .await
-            .map_err(ApiError::too_many_requests)?;
+        let slot = self.reserve_account(&account.email).await?;
         let ok = self
             .passwords
             .verify(password.to_owned(), account.password_hash.clone())

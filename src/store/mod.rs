@@ -70,6 +70,8 @@ pub(crate) const TREE_NAME_CLIENT_PROFILE: &str = "name_clientprofileid";
 pub(crate) const TREE_ID_APPLICATION: &str = "applicationid_application";
 pub(crate) const TREE_KEYHASH_APPLICATION: &str = "appkeyhash_applicationid";
 pub(crate) const TREE_TOKENHASH_PASSWORD_RESET: &str = "resettokenhash_passwordreset";
+/// Failed-login counts shared by every node (etcd only; a single node keeps them in memory).
+pub(crate) const TREE_LOGIN_FAILURES: &str = "loginkeyhash_failures";
 
 /// Errors of the storage layer. Expected outcomes (conflicts, absence) are typed apart from
 /// failures of the database itself, which are logged where they are turned into a 500.
@@ -321,6 +323,8 @@ struct Inner {
     /// Registered applications and their keys' hashes.
     applications: applications::ApplicationTrees,
     password_resets: engine::Tree,
+    /// Failed-login counts, when several nodes share the store.
+    login_failures: Option<engine::Tree>,
     secret: [u8; 32],
     commit: GroupCommit,
     dir: PathBuf,
@@ -477,6 +481,11 @@ impl Store {
         let applications =
             applications::ApplicationTrees::open(&db).map_err(|e| unreadable(e.to_string()))?;
         let password_resets = tree(TREE_TOKENHASH_PASSWORD_RESET)?;
+        let login_failures = if shared {
+            Some(tree(TREE_LOGIN_FAILURES)?)
+        } else {
+            None
+        };
         let tables = Arc::new(tables);
         let last_seq = seq.max(record.map_or(0, |r| r.seq));
         let ledger = Arc::new(
@@ -540,6 +549,7 @@ impl Store {
                 settings,
                 applications,
                 password_resets,
+                login_failures,
                 secret,
                 commit,
                 dir: dir.to_path_buf(),
@@ -647,6 +657,11 @@ impl Store {
     /// Whether other nodes share this store (etcd).
     pub fn shared(&self) -> bool {
         self.inner.db.shared()
+    }
+
+    /// Where every node counts failed logins, when several share the store (etcd).
+    pub(crate) fn login_failures(&self) -> Option<&engine::Tree> {
+        self.inner.login_failures.as_ref()
     }
 
     pub(crate) fn db(&self) -> &engine::Db {

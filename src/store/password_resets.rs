@@ -37,7 +37,7 @@ impl Store {
                 }
                 tree.remove(k)?;
             }
-            tree.insert(token_hash, encode(reset))?;
+            tree.insert_until(token_hash, encode(reset), reset.expires)?;
         }
         self.durable().await
     }
@@ -71,13 +71,27 @@ impl Store {
         self.writable()?;
         let account = {
             let _gate = self.account_gate();
-            let Some(reset) = self.password_reset(token_hash, now_ms)? else {
+            let Some(raw) = self.inner.password_resets.get(token_hash)? else {
                 return Ok(None);
             };
+            let reset: PasswordReset = decode(&raw)?;
+            if reset.expires <= now_ms {
+                return Ok(None);
+            }
             let fits = self
                 .account(&reset.account_id)?
                 .is_some_and(|a| a.active && email_key(&a.email) == email_key(email));
             if !fits {
+                return Ok(None);
+            }
+            // Used up first, by compare-and-swap: with several nodes (etcd) the gate above is
+            // this node's only, and a token must still set a password once.
+            if self
+                .inner
+                .password_resets
+                .compare_and_swap(token_hash, Some(raw), None::<&[u8]>)?
+                .is_err()
+            {
                 return Ok(None);
             }
             let account =
@@ -85,7 +99,6 @@ impl Store {
                     a.password_hash = Some(password_hash.clone());
                     Ok::<(), StoreError>(())
                 })?;
-            self.inner.password_resets.remove(token_hash)?;
             self.revoke_account_sessions(&account.id, None)?;
             account
         };

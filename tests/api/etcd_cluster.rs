@@ -305,3 +305,206 @@ async fn many_concurrent_creates_on_two_nodes_all_answer() {
         .await;
     assert_eq!(found.json()["data"].as_array().unwrap().len(), 96);
 }
+
+impl Cluster {
+    /// Runs etcdctl against the cluster; its standard output.
+    fn etcdctl(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg("--endpoints")
+            .arg(&self.endpoints)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The leases of the keys under `prefix` (0: none), from `etcdctl get -w json`.
+    fn leases_under(&self, prefix: &str) -> Vec<i64> {
+        let out = self.etcdctl(&["get", "--prefix", prefix, "-w", "json"]);
+        let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+        got["kvs"]
+            .as_array()
+            .map(|kvs| {
+                kvs.iter()
+                    .map(|kv| kv["lease"].as_i64().unwrap_or(0))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Two nodes of one installation whose configuration `adjust` changes too.
+async fn two_nodes_with(
+    cluster: &Cluster,
+    prefix: &str,
+    adjust: impl Fn(&mut profiled::Config),
+) -> (TestServer, TestServer) {
+    let node = |c: &mut profiled::Config| {
+        cluster.node(prefix)(c);
+        adjust(c);
+    };
+    let a = TestServer::start_with(node).await;
+    let b = TestServer::start_with(node).await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_logins_are_counted_by_every_node() {
+    let cluster = Cluster::start();
+    let (a, b) = two_nodes_with(&cluster, "lockout", |c| {
+        c.lockout = std::time::Duration::from_secs(30);
+    })
+    .await;
+    let email = "guessed@example.com";
+    add_account(&a, email, "adminRole").await;
+
+    // Wrong passwords taking turns over the two nodes: the fifth locks the account on both,
+    // for the right password too.
+    for i in 0..5 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let r = node
+            .appgate_login_response(email, &format!("wrong password {i}"))
+            .await;
+        assert_eq!(r.status, 401, "guess {i}: {:?}", r.body);
+    }
+    for node in [&a, &b] {
+        let r = node.appgate_login_response(email, ACCOUNT_PASSWORD).await;
+        assert_eq!(r.status, 429, "{:?}", r.body);
+        let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=30).contains(&wait), "{wait}");
+        let r = node.occ_login_response(email, ACCOUNT_PASSWORD).await;
+        assert_eq!(r.status, 429, "{:?}", r.body);
+    }
+
+    // Many guesses at once, spread over both nodes: no more passwords are checked than the
+    // budget allows, whichever node they reach.
+    let raced = "raced@example.com";
+    add_account(&b, raced, "adminRole").await;
+    let guesses: Vec<_> = (0..16)
+        .map(|i| {
+            let node = if i % 2 == 0 { &a } else { &b };
+            node.appgate_login_response(raced, "not the password")
+        })
+        .collect();
+    let statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|&s| s == 401 || s == 429),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        a.appgate_login_response(raced, ACCOUNT_PASSWORD)
+            .await
+            .status,
+        429
+    );
+
+    // The counts live in etcd, under keys that are HMACs: no user name typed is stored.
+    let stored = cluster.etcdctl(&["get", "--prefix", "lockout/loginkeyhash_failures/"]);
+    assert!(!stored.contains("guessed"), "{stored}");
+    assert!(!stored.contains("raced"), "{stored}");
+    // Each under a lease that ends with what it remembers.
+    let leases = cluster.leases_under("lockout/loginkeyhash_failures/");
+    assert_eq!(leases.len(), 2, "{leases:?}");
+    assert!(leases.iter().all(|&l| l != 0), "{leases:?}");
+
+    // A success starts over for everyone: another account is not affected at all.
+    b.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_address_has_one_budget_over_every_node() {
+    let cluster = Cluster::start();
+    let (a, b) = two_nodes_with(&cluster, "addresses", |c| {
+        c.login_limit_loopback = true;
+        c.login_address_burst = 3;
+        c.login_address_interval = std::time::Duration::from_secs(60);
+    })
+    .await;
+    // Three failures for three different names on A spend this address's budget …
+    for i in 0..3 {
+        let r = a
+            .appgate_login_response(&format!("nobody{i}@example.com"), "wrong password")
+            .await;
+        assert_eq!(r.status, 401, "{:?}", r.body);
+    }
+    // … on B too, even for a fourth name and the right password.
+    let r = b.appgate_login_response(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 429, "{:?}", r.body);
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_end_with_their_etcd_lease() {
+    let cluster = Cluster::start();
+    let (a, b) = two_nodes(&cluster, "leases").await;
+    let ta = a.admin_token().await;
+    let sessions = "leases/tokenhash_session/";
+    // Every session is written under a lease.
+    let leases = cluster.leases_under(sessions);
+    assert!(!leases.is_empty());
+    assert!(leases.iter().all(|&l| l != 0), "{leases:?}");
+    // A lease ends a little after its session: 12 hours (the default), within a minute.
+    let lease = format!("{:x}", leases[0]);
+    let ttl = cluster.etcdctl(&["lease", "timetolive", &lease, "-w", "json"]);
+    let ttl: serde_json::Value = serde_json::from_str(&ttl).unwrap();
+    let remaining = ttl["ttl"].as_i64().unwrap();
+    assert!(
+        (12 * 3600 - 10..=12 * 3600 + 70).contains(&remaining),
+        "{ttl}"
+    );
+
+    // Sessions of three seconds: etcd removes them soon after, though no node sweeps.
+    let path = "/admin/global-settings";
+    let mut settings = a.appgate(Method::GET, path, Some(&ta), None).await.json();
+    settings["administrationTokenExpiration"] = json!(0.05);
+    let r = a
+        .appgate(Method::PUT, path, Some(&ta), Some(settings))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let before = cluster.leases_under(sessions).len();
+    let short = b.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(cluster.leases_under(sessions).len(), before + 1);
+    assert_eq!(
+        get(&a, &short, "00000000-0000-0000-0000-000000000000")
+            .await
+            .status,
+        404
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while cluster.leases_under(sessions).len() > before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the short session is still in etcd"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        get(&b, &short, "00000000-0000-0000-0000-000000000000")
+            .await
+            .status,
+        401
+    );
+    // The long sessions are still there and work.
+    assert_eq!(
+        get(&b, &ta, "00000000-0000-0000-0000-000000000000")
+            .await
+            .status,
+        404
+    );
+}

@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Txn, TxnOp, TxnOpResponse,
-    WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
 };
 
 use super::{CasFailure, Check, Db, Entries, Error, IDb, ITree, OnChange, Result, Value, Write};
@@ -132,6 +132,8 @@ struct Shared {
     /// `<prefix>/`.
     root: Vec<u8>,
     feed: Feed,
+    /// Leases handed out for expiring keys, by the Unix second they end at.
+    leases: Mutex<std::collections::BTreeMap<i64, i64>>,
 }
 
 /// Where the change feed is.
@@ -296,6 +298,75 @@ impl Shared {
         }
     }
 
+    /// A lease that ends a little after `until` (Unix ms), shared by the keys that end close to
+    /// it: the lease ends at `until` rounded up to a step of a sixteenth of the time left (one
+    /// second to one minute), so that a day's sessions need a lease a minute, not one each.
+    async fn lease_until(
+        self: Arc<Self>,
+        until: i64,
+    ) -> std::result::Result<i64, etcd_client::Error> {
+        let now = crate::clock::now().unix_timestamp();
+        let until = until.div_euclid(1000) + 1;
+        let step = ((until - now) / 16).clamp(1, 60);
+        // etcd keeps a lease at least about 1.5 election timeouts; a key must not outlive its
+        // lease's grant by being put after the lease ended: a few seconds at least.
+        let end = (until.div_euclid(step) + 1) * step;
+        let end = end.max(now + LEASE_MIN_SECS);
+        {
+            let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+            // A lease about to end is no longer handed out.
+            leases.retain(|&e, _| e >= now + LEASE_MIN_SECS);
+            if let Some(id) = leases.get(&end) {
+                return Ok(*id);
+            }
+        }
+        let ttl = end - now;
+        let id = self
+            .clone()
+            .call(move |mut c| async move { Ok(c.lease_grant(ttl, None).await?.id()) })
+            .await?;
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(end, id);
+        Ok(id)
+    }
+
+    /// Forgets a lease etcd no longer has (it ended, or was revoked).
+    fn forget_lease(&self, id: i64) {
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, l| *l != id);
+    }
+
+    /// Runs `op` with a lease ending a little after `until`; once more with a new lease when
+    /// etcd no longer has the one handed out.
+    async fn with_lease<T, F, Fut>(
+        self: Arc<Self>,
+        until: i64,
+        op: F,
+    ) -> std::result::Result<T, etcd_client::Error>
+    where
+        F: Fn(Client, i64) -> Fut + Clone,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let mut tries = 0;
+        loop {
+            let lease = self.clone().lease_until(until).await?;
+            let o = op.clone();
+            match self.clone().call(move |c| o(c, lease)).await {
+                Err(etcd_client::Error::GRpcStatus(s))
+                    if s.message().contains("lease not found") && tries == 0 =>
+                {
+                    self.forget_lease(lease);
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn client(&self, i: usize) -> std::result::Result<Client, etcd_client::Error> {
         if let Some(c) = self.clients.lock().unwrap_or_else(|p| p.into_inner())[i].clone() {
             return Ok(c);
@@ -396,6 +467,7 @@ pub(crate) fn open(options: &EtcdOptions) -> Result<Db> {
         current: AtomicUsize::new(0),
         root,
         feed: Feed::default(),
+        leases: Mutex::default(),
     });
     // Proves that a member answers (and takes the credentials).
     call(
@@ -432,7 +504,23 @@ fn put_or_delete(key: Vec<u8>, value: Option<&[u8]>) -> TxnOp {
     }
 }
 
+/// The write of a compare-and-swap: a key that held a value keeps its lease (a session moved
+/// to its next sign-in step still ends when it did); `lease`: the value's own lease instead.
+fn swap_op(key: Vec<u8>, old: Option<&[u8]>, new: Option<&[u8]>, lease: Option<i64>) -> TxnOp {
+    match (new, lease) {
+        (Some(v), Some(id)) => TxnOp::put(key, v.to_vec(), Some(PutOptions::new().with_lease(id))),
+        // etcd refuses to keep the lease of a key that does not exist: only when `old` held.
+        (Some(v), None) if old.is_some() => {
+            TxnOp::put(key, v.to_vec(), Some(PutOptions::new().with_ignore_lease()))
+        }
+        _ => put_or_delete(key, new),
+    }
+}
+
 const IDS: &[u8] = b"_ids";
+
+/// The shortest lease handed out, in seconds.
+const LEASE_MIN_SECS: i64 = 5;
 
 /// Advances the id counter at `key` by one; `None` when another node advanced it first.
 async fn next_id(
@@ -546,6 +634,7 @@ fn etcd_tree(t: &super::Tree) -> Result<&EtcdTree> {
         .ok_or_else(|| Error::Etcd("a tree of another database".into()))
 }
 
+#[derive(Clone)]
 struct EtcdTree {
     shared: Arc<Shared>,
     /// `<prefix>/<tree>/`.
@@ -560,11 +649,44 @@ impl EtcdTree {
         full
     }
 
+    /// The transaction of a compare-and-swap: on failure, it reads what the key holds.
+    fn swap_txn(
+        &self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+        lease: Option<i64>,
+    ) -> Txn {
+        let k = self.key(key);
+        Txn::new()
+            .when([holds(k.clone(), old)])
+            .and_then([swap_op(k.clone(), old, new, lease)])
+            .or_else([TxnOp::get(k, None)])
+    }
+
     /// Every entry, in key order, read at one revision in pages.
     fn scan(&self) -> Result<Vec<(Value, Value)>> {
         let prefix = self.prefix.clone();
         call(&self.shared, move |c| scan(c, prefix.clone()))
     }
+}
+
+/// Runs a compare-and-swap transaction (`EtcdTree::swap_txn`).
+async fn swap(
+    mut c: Client,
+    txn: Txn,
+) -> std::result::Result<std::result::Result<(), CasFailure>, etcd_client::Error> {
+    let r = c.txn(txn).await?;
+    if r.succeeded() {
+        return Ok(Ok(()));
+    }
+    let current = r.op_responses().into_iter().find_map(|o| match o {
+        TxnOpResponse::Get(g) => Some(g.kvs().first().map(|kv| Value::from(kv.value()))),
+        _ => None,
+    });
+    Ok(Err(CasFailure {
+        current: current.flatten(),
+    }))
 }
 
 /// Every entry under `prefix`, in key order, read at one revision in pages.
@@ -649,29 +771,46 @@ impl ITree for EtcdTree {
         old: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<std::result::Result<(), CasFailure>> {
-        let k = self.key(key);
-        let txn = Txn::new()
-            .when([holds(k.clone(), old)])
-            .and_then([put_or_delete(k.clone(), new)])
-            .or_else([TxnOp::get(k, None)]);
-        call(&self.shared, move |mut c| {
-            let txn = txn.clone();
+        let txn = self.swap_txn(key, old, new, None);
+        call(&self.shared, move |c| swap(c, txn.clone()))
+    }
+
+    fn insert_until(&self, key: &[u8], value: &[u8], until: i64) -> Result<Option<Value>> {
+        let (k, v) = (self.key(key), value.to_vec());
+        run(self.shared.clone().with_lease(until, move |mut c, lease| {
+            let (k, v) = (k.clone(), v.clone());
             async move {
-                let r = c.txn(txn).await?;
-                if r.succeeded() {
-                    return Ok(Ok(()));
-                }
-                let current = r.op_responses().into_iter().find_map(|o| match o {
-                    TxnOpResponse::Get(g) => {
-                        Some(g.kvs().first().map(|kv| Value::from(kv.value())))
-                    }
-                    _ => None,
-                });
-                Ok(Err(CasFailure {
-                    current: current.flatten(),
-                }))
+                let options = PutOptions::new().with_prev_key().with_lease(lease);
+                let put = c.put(k, v, Some(options)).await?;
+                Ok(put.prev_key().map(|kv| Value::from(kv.value())))
             }
-        })
+        }))
+    }
+
+    fn compare_and_swap_until(
+        &self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+        until: i64,
+    ) -> Result<std::result::Result<(), CasFailure>> {
+        if new.is_none() {
+            return self.compare_and_swap(key, old, new);
+        }
+        let (k, old, new) = (
+            key.to_vec(),
+            old.map(<[u8]>::to_vec),
+            new.map(<[u8]>::to_vec),
+        );
+        let this = self.clone();
+        run(self.shared.clone().with_lease(until, move |c, lease| {
+            let txn = this.swap_txn(&k, old.as_deref(), new.as_deref(), Some(lease));
+            swap(c, txn)
+        }))
+    }
+
+    fn expires(&self) -> bool {
+        true
     }
 
     fn iter(&self) -> Entries<'static> {

@@ -129,6 +129,26 @@ pub(crate) trait ITree: Send + Sync {
         old: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<std::result::Result<(), CasFailure>>;
+    /// `insert` of a value that means nothing after `until` (Unix ms). An engine with expiring
+    /// keys (etcd's leases) removes it on its own a little after; the others keep it until the
+    /// store removes it (its readers compare the time themselves, and a sweep removes it).
+    fn insert_until(&self, key: &[u8], value: &[u8], _until: i64) -> Result<Option<Value>> {
+        self.insert(key, value)
+    }
+    /// `compare_and_swap` to a value that means nothing after `until` (as `insert_until`).
+    fn compare_and_swap_until(
+        &self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+        _until: i64,
+    ) -> Result<std::result::Result<(), CasFailure>> {
+        self.compare_and_swap(key, old, new)
+    }
+    /// Whether this engine removes what `insert_until` wrote once its time has passed.
+    fn expires(&self) -> bool {
+        false
+    }
     fn iter(&self) -> Entries<'static>;
     fn len(&self) -> usize;
     /// For an engine's `transact`, to find its own trees.
@@ -224,6 +244,37 @@ impl Tree {
             old.as_ref().map(|o| o.as_ref()),
             new.as_ref().map(|n| n.as_ref()),
         )
+    }
+
+    /// See `ITree::insert_until`.
+    pub(crate) fn insert_until(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        until: i64,
+    ) -> Result<Option<Value>> {
+        self.0.insert_until(key.as_ref(), value.as_ref(), until)
+    }
+
+    /// See `ITree::compare_and_swap_until`.
+    pub(crate) fn compare_and_swap_until(
+        &self,
+        key: impl AsRef<[u8]>,
+        old: Option<impl AsRef<[u8]>>,
+        new: Option<impl AsRef<[u8]>>,
+        until: i64,
+    ) -> Result<std::result::Result<(), CasFailure>> {
+        self.0.compare_and_swap_until(
+            key.as_ref(),
+            old.as_ref().map(|o| o.as_ref()),
+            new.as_ref().map(|n| n.as_ref()),
+            until,
+        )
+    }
+
+    /// See `ITree::expires`.
+    pub(crate) fn expires(&self) -> bool {
+        self.0.expires()
     }
 
     /// Every entry, in key order.
