@@ -211,6 +211,17 @@ impl UniqueTable {
         Ok(self.records.get(id)?)
     }
 
+    /// Whether a record and its index keys are always written together (`atomic`): every
+    /// index entry then names a record that carries its key, with no reservation in flight.
+    pub(crate) fn is_atomic(&self) -> bool {
+        self.atomic.is_some()
+    }
+
+    /// The records with these ids, for reads that only show them, in few round trips.
+    pub(crate) fn get_many(&self, ids: &[&[u8]]) -> Result<Vec<Option<IVec>>, StoreError> {
+        Ok(self.records.get_many(ids)?)
+    }
+
     /// The record for reads that only show it (lists, GET): from the cache when it is there.
     pub(crate) fn get_cached(&self, id: &[u8]) -> Result<Option<IVec>, StoreError> {
         let Some(cache) = &self.cache else {

@@ -508,3 +508,56 @@ async fn sessions_end_with_their_etcd_lease() {
         404
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn name_ordered_lists_page_through_etcd_from_either_end() {
+    let cluster = Cluster::start();
+    let (a, b) = two_nodes(&cluster, "pages").await;
+    let (ta, tb) = (a.admin_token().await, b.admin_token().await);
+    // More than the first pages the engine reads (128, then 256), written over both nodes.
+    let names: Vec<String> = (0..420).map(|i| format!("page {i:04}")).collect();
+    for chunk in names.chunks(30) {
+        let creates: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let (s, t) = if i % 2 == 0 { (&a, &ta) } else { (&b, &tb) };
+                create(s, t, n)
+            })
+            .collect();
+        for r in futures_util::future::join_all(creates).await {
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+    }
+    let listed = |s: &'static str| {
+        let (a, ta) = (&a, &ta);
+        async move {
+            let r = a
+                .appgate(Method::GET, &format!("{PROFILES}?{s}"), Some(ta), None)
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            let j = r.json();
+            assert_eq!(j["totalCount"], 420, "{j}");
+            j["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut descending = names.clone();
+    descending.reverse();
+    assert_eq!(listed("range=0-100").await, names[..100]);
+    assert_eq!(listed("range=120-140").await, names[120..140]);
+    assert_eq!(listed("range=380-420").await, names[380..]);
+    assert_eq!(listed("range=0-500").await, names);
+    assert_eq!(
+        listed("descending=true&range=0-100").await,
+        descending[..100]
+    );
+    assert_eq!(
+        listed("descending=true&range=250-420").await,
+        descending[250..]
+    );
+}

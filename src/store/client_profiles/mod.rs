@@ -209,6 +209,9 @@ impl Store {
             Direction::Ascending => Box::new(entries),
             Direction::Descending => Box::new(entries.rev()),
         };
+        if table.is_atomic() {
+            return by_name_atomic(table, entries, skip, take, global_hostname, out);
+        }
         let (mut n, mut skipped) = (0, 0);
         for entry in entries {
             if n >= take {
@@ -264,6 +267,50 @@ impl Store {
         }
         Ok(n)
     }
+}
+
+/// `client_profiles_by_name` on an engine that writes a record and its name together (etcd):
+/// every name entry is a listed profile, so the skipped ones are counted without reading their
+/// records, and the page's records are read together (`get_many`).
+fn by_name_atomic(
+    table: &super::unique::UniqueTable,
+    mut entries: impl Iterator<
+        Item = super::engine::Result<(super::engine::Value, super::engine::Value)>,
+    >,
+    skip: usize,
+    take: usize,
+    global_hostname: &str,
+    out: &mut Vec<u8>,
+) -> Result<usize, StoreError> {
+    for _ in 0..skip {
+        match entries.next() {
+            Some(entry) => drop(entry?),
+            None => return Ok(0),
+        }
+    }
+    let mut n = 0;
+    while n < take {
+        let page = entries
+            .by_ref()
+            .take(take - n)
+            .collect::<Result<Vec<_>, _>>()?;
+        if page.is_empty() {
+            break;
+        }
+        let ids: Vec<&[u8]> = page.iter().map(|(_, id)| id.as_ref()).collect();
+        for ((key, id), record) in page.iter().zip(table.get_many(&ids)?) {
+            // Removed since the names were read: not listed.
+            let Some(record) = record else { continue };
+            let holds = profile_record::has_name_key(&record, key).ok_or_else(|| {
+                StoreError::Corrupt(format!("client profile {id:?} has no readable name"))
+            })?;
+            if holds {
+                push_item(out, n, &record, global_hostname)?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

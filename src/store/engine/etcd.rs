@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
-    TxnOpResponse, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, SortOrder,
+    SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 
 use super::{CasFailure, Check, Db, Entries, Error, IDb, ITree, OnChange, Result, Value, Write};
@@ -519,6 +519,9 @@ fn swap_op(key: Vec<u8>, old: Option<&[u8]>, new: Option<&[u8]>, lease: Option<i
 
 const IDS: &[u8] = b"_ids";
 
+/// Reads per transaction of `get_many` (etcd allows 128 operations by default).
+const GETS_PER_TXN: usize = 64;
+
 /// The shortest lease handed out, in seconds.
 const LEASE_MIN_SECS: i64 = 5;
 
@@ -663,11 +666,139 @@ impl EtcdTree {
             .and_then([swap_op(k.clone(), old, new, lease)])
             .or_else([TxnOp::get(k, None)])
     }
+}
 
-    /// Every entry, in key order, read at one revision in pages.
-    fn scan(&self) -> Result<Vec<(Value, Value)>> {
-        let prefix = self.prefix.clone();
-        call(&self.shared, move |c| scan(c, prefix.clone()))
+/// A tree's entries read as they are consumed, a page at a time from either end, every page at
+/// the revision of the first: a list of the first hundred names reads one page, not the tree.
+struct Pages {
+    shared: Arc<Shared>,
+    /// The tree's prefix, taken off every key.
+    prefix_len: usize,
+    /// The first key not yet read from the front.
+    from: Vec<u8>,
+    /// The end (exclusive) of the keys not yet read from the back.
+    to: Vec<u8>,
+    /// The revision every page is read at (0 until the first page).
+    revision: i64,
+    /// Read from the front, in ascending order, not yet consumed.
+    front: std::collections::VecDeque<(Value, Value)>,
+    /// Read from the back, in descending order, not yet consumed.
+    back: std::collections::VecDeque<(Value, Value)>,
+    /// Every key between `from` and `to` has been read (what is left is in the buffers).
+    exhausted: bool,
+    /// The next page's size: small first (a list wants a page), larger for a full scan.
+    page: i64,
+    failed: bool,
+}
+
+/// One page: the revision it was read at, its entries and whether more are in the range.
+type Page = (i64, Vec<(Vec<u8>, Vec<u8>)>, bool);
+
+impl Pages {
+    const FIRST_PAGE: i64 = 128;
+    const MAX_PAGE: i64 = 1000;
+
+    fn new(tree: &EtcdTree) -> Pages {
+        Pages {
+            shared: tree.shared.clone(),
+            prefix_len: tree.prefix.len(),
+            from: tree.prefix.clone(),
+            to: prefix_end(&tree.prefix),
+            revision: 0,
+            front: Default::default(),
+            back: Default::default(),
+            exhausted: false,
+            page: Self::FIRST_PAGE,
+            failed: false,
+        }
+    }
+
+    /// Reads the next page from the front (or, `descending`, from the back).
+    fn fill(&mut self, descending: bool) -> Result<()> {
+        let (from, to, revision, limit) =
+            (self.from.clone(), self.to.clone(), self.revision, self.page);
+        let (at, kvs, more): Page = call(&self.shared, move |c| {
+            let (from, to) = (from.clone(), to.clone());
+            async move {
+                let mut options = GetOptions::new().with_range(to).with_limit(limit);
+                if revision > 0 {
+                    options = options.with_revision(revision);
+                }
+                if descending {
+                    options = options.with_sort(SortTarget::Key, SortOrder::Descend);
+                }
+                let got = c.kv_client().get(from, Some(options)).await?;
+                let kvs = got
+                    .kvs()
+                    .iter()
+                    .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+                    .collect();
+                Ok((got.header().map_or(0, |h| h.revision()), kvs, got.more()))
+            }
+        })?;
+        if self.revision == 0 {
+            self.revision = at;
+        }
+        self.page = (self.page * 2).min(Self::MAX_PAGE);
+        if !more || kvs.is_empty() {
+            self.exhausted = true;
+        }
+        if let Some((last, _)) = kvs.last() {
+            if descending {
+                self.to = last.clone();
+            } else {
+                self.from = last.clone();
+                self.from.push(0);
+            }
+        }
+        let n = self.prefix_len;
+        let entries = kvs
+            .into_iter()
+            .map(|(k, v)| (Value::from(&k[n..]), Value::from(v)));
+        if descending {
+            self.back.extend(entries);
+        } else {
+            self.front.extend(entries);
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, descending: bool) -> Option<Result<(Value, Value)>> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            let (near, far) = if descending {
+                (&mut self.back, &mut self.front)
+            } else {
+                (&mut self.front, &mut self.back)
+            };
+            if let Some(e) = near.pop_front() {
+                return Some(Ok(e));
+            }
+            if self.exhausted {
+                // What is left was read from the other end.
+                return far.pop_back().map(Ok);
+            }
+            if let Err(e) = self.fill(descending) {
+                self.failed = true;
+                return Some(Err(e));
+            }
+        }
+    }
+}
+
+impl Iterator for Pages {
+    type Item = Result<(Value, Value)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.step(false)
+    }
+}
+
+impl DoubleEndedIterator for Pages {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.step(true)
     }
 }
 
@@ -737,6 +868,36 @@ impl ITree for EtcdTree {
                 Ok(got.kvs().first().map(|kv| Value::from(kv.value())))
             }
         })
+    }
+
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Value>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        // One transaction of reads per chunk (one revision each), well within --max-txn-ops.
+        for chunk in keys.chunks(GETS_PER_TXN) {
+            let txn = Txn::new().and_then(
+                chunk
+                    .iter()
+                    .map(|k| TxnOp::get(self.key(k), None))
+                    .collect::<Vec<_>>(),
+            );
+            let got = call(&self.shared, move |mut c| {
+                let txn = txn.clone();
+                async move {
+                    let r = c.txn(txn).await?;
+                    Ok(r.op_responses()
+                        .into_iter()
+                        .map(|o| match o {
+                            TxnOpResponse::Get(g) => {
+                                g.kvs().first().map(|kv| Value::from(kv.value()))
+                            }
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>())
+                }
+            })?;
+            out.extend(got);
+        }
+        Ok(out)
     }
 
     fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Value>> {
@@ -814,10 +975,7 @@ impl ITree for EtcdTree {
     }
 
     fn iter(&self) -> Entries<'static> {
-        match self.scan() {
-            Ok(all) => Box::new(all.into_iter().map(Ok)),
-            Err(e) => Box::new(std::iter::once(Err(e))),
-        }
+        Box::new(Pages::new(self))
     }
 
     fn len(&self) -> usize {

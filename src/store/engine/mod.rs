@@ -121,6 +121,10 @@ pub(crate) trait IDb: Send + Sync {
 /// One engine's named tree.
 pub(crate) trait ITree: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Value>>;
+    /// `get` of each key, in order (an engine with round trips reads them in few).
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Value>>> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
     fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Value>>;
     fn remove(&self, key: &[u8]) -> Result<Option<Value>>;
     fn compare_and_swap(
@@ -211,6 +215,11 @@ pub(crate) struct Tree(pub(super) Arc<dyn ITree>);
 impl Tree {
     pub(crate) fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
         self.0.get(key.as_ref())
+    }
+
+    /// See `ITree::get_many`.
+    pub(crate) fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Value>>> {
+        self.0.get_many(keys)
     }
 
     pub(crate) fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
