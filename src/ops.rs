@@ -71,8 +71,8 @@ async fn readyz(cx: Cx) -> Result<Resp, ApiError> {
                 "etcd cannot be reached, or has no leader: the store refuses reads and writes until it is back"
             }
             _ => {
-                tracing::error!(error = %e, "readiness: the store does not answer");
-                "the store does not answer"
+                tracing::error!(error = %e, "readiness: the store reports a failure");
+                "the store reports a failure (see the log)"
             }
         },
     };

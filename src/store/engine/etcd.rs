@@ -23,6 +23,12 @@
 //! without a leader) is sent to the next one; the member that answered is used first from then
 //! on. A write whose answer was lost may so be applied once and then refused as a conflict by
 //! its retry: it was never acknowledged, and its conditions keep it from being applied twice.
+//!
+//! Failures are sorted by what a client can do about them (`classify`): no member answering in
+//! time, or no leader, is `EtcdUnavailable` (a 503: try again later); the NOSPACE alarm is
+//! `EtcdNoSpace` (a 507 for writes, until an operator frees space); a request over
+//! `--max-request-bytes` is `EtcdTooLarge` (a 413). The last two are the cluster's answer, not
+//! one member's: they are not sent to the next member.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -30,8 +36,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use etcd_client::{
-    AlarmAction, AlarmType, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Txn,
-    TxnOp, TxnOpResponse, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Txn, TxnOp, TxnOpResponse,
+    WatchOptions,
 };
 
 use super::{CasFailure, Check, Db, Entries, Error, IDb, ITree, OnChange, Result, Value, Write};
@@ -590,6 +596,7 @@ impl IDb for EtcdDb {
     }
 
     fn ready(&self) -> Result<()> {
+        use etcd_client::{AlarmAction, AlarmType};
         // Alarms are read through Raft: the answer also says that the cluster has a leader.
         let got = call(&self.0, |mut c| async move {
             c.alarm(AlarmAction::Get, AlarmType::None, None).await
@@ -849,6 +856,23 @@ mod tests {
             kind(Code::PermissionDenied, "etcdserver: permission denied"),
             "other"
         );
+    }
+
+    #[test]
+    fn only_a_members_own_failure_is_sent_to_the_next_member() {
+        use tonic::{Code, Status};
+        let status = |code, m: &str| etcd_client::Error::GRpcStatus(Status::new(code, m));
+        let nospace = "etcdserver: mvcc: database space exceeded";
+        assert!(cluster_wide(&status(Code::ResourceExhausted, nospace)));
+        let large = "etcdserver: request is too large";
+        assert!(cluster_wide(&status(Code::InvalidArgument, large)));
+        assert!(!cluster_wide(&status(
+            Code::Unavailable,
+            "etcdserver: no leader"
+        )));
+        assert!(!cluster_wide(&etcd_client::Error::WatchError(
+            "gone".into()
+        )));
     }
 
     #[test]
