@@ -266,8 +266,9 @@ async fn a_cluster_that_stops_answers_503_and_is_served_again_when_back() {
     assert_eq!(readyz(&s).await.status, 200);
 }
 
-/// Every kind of write, each with its largest transaction (a rename), on a cluster that
-/// takes `max_txn_ops` operations per transaction; the statuses, in order.
+/// A client profile and an admin profile each created and renamed (a rename is the largest
+/// transaction), the client profile then deleted, on a new installation on `cluster`; the
+/// statuses, in order.
 async fn every_write(cluster: &Cluster, prefix: &str) -> Vec<u16> {
     let s = TestServer::start_with(cluster.node(prefix)).await;
     let token = s.admin_token().await;
