@@ -11,7 +11,11 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::store::StoreError;
+use crate::store::{Outage, StoreError};
+
+/// The seconds a client is asked to wait before trying again when the store cannot be
+/// reached: long enough for an etcd cluster to elect a leader (about a second by default).
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
 
 /// Which vendor's error format a request is answered in; chosen by its path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +81,8 @@ pub enum Kind {
     MfaRequired,
     Internal,
     Unavailable,
+    /// The store is full (etcd's quota): 507, in both dialects.
+    InsufficientStorage,
 }
 
 impl Kind {
@@ -103,6 +109,7 @@ impl Kind {
             },
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 }
@@ -247,6 +254,32 @@ impl ApiError {
         Self::new(
             Kind::Unavailable,
             "The server cannot store data right now. Nothing was changed by this request.",
+        )
+    }
+
+    /// The store cannot be reached: 503 with `Retry-After`.
+    pub fn store_unreachable() -> Self {
+        let mut e = Self::new(
+            Kind::Unavailable,
+            "The server cannot reach its data store right now. Try again later.",
+        );
+        e.retry_after = Some(STORE_RETRY_AFTER_SECS);
+        e
+    }
+
+    /// The store is full: 507, no `Retry-After` (an operator must free space first).
+    pub fn store_full() -> Self {
+        Self::new(
+            Kind::InsufficientStorage,
+            "The server's data store is full. Nothing was changed by this request; reading still works.",
+        )
+    }
+
+    /// The write is larger than the store takes in one request: 413.
+    pub fn too_large_for_store() -> Self {
+        Self::new(
+            Kind::PayloadTooLarge,
+            "The request is larger than the server's data store accepts. Nothing was changed by this request.",
         )
     }
 
@@ -414,7 +447,22 @@ impl From<StoreError> for ApiError {
                 ApiError::conflict("This change would leave no active administrator.")
             }
             StoreError::Unavailable => ApiError::unavailable(),
-            other => ApiError::internal(other),
+            // Logged once here, with the database's own words (they name no secret).
+            other => match other.outage() {
+                Some(Outage::Unreachable) => {
+                    tracing::warn!(cause = %other, "the store cannot be reached: answered 503");
+                    ApiError::store_unreachable()
+                }
+                Some(Outage::Full) => {
+                    tracing::error!(cause = %other, "the store is full: a write was refused (507)");
+                    ApiError::store_full()
+                }
+                Some(Outage::TooLarge) => {
+                    tracing::warn!(cause = %other, "a write larger than the store accepts was refused (413)");
+                    ApiError::too_large_for_store()
+                }
+                None => ApiError::internal(other),
+            },
         }
     }
 }
@@ -443,6 +491,49 @@ mod tests {
         assert_eq!(status, 503);
         assert_eq!(b["errorCode"], "503");
         assert_eq!(b["status"], "503");
+    }
+
+    #[test]
+    fn store_outages_answer_in_each_dialect() {
+        for dialect in [Dialect::Appgate, Dialect::Occ] {
+            let resp = ApiError::store_unreachable().into_response(dialect);
+            assert_eq!(resp.headers()[RETRY_AFTER], "5");
+            let (status, b) = body(resp);
+            assert_eq!(status, 503);
+            assert!(b["message"].as_str().unwrap().contains("Try again later"));
+
+            let resp = ApiError::store_full().into_response(dialect);
+            assert!(!resp.headers().contains_key(RETRY_AFTER));
+            let (status, b) = body(resp);
+            assert_eq!(status, 507);
+            assert!(b["message"].as_str().unwrap().contains("full"));
+
+            let (status, _) = body(ApiError::too_large_for_store().into_response(dialect));
+            assert_eq!(status, 413);
+        }
+        let (_, b) = body(ApiError::store_full().into_response(Dialect::Appgate));
+        assert_eq!(b["id"], "insufficient storage");
+        let (_, b) = body(ApiError::store_full().into_response(Dialect::Occ));
+        assert_eq!(
+            (&b["errorCode"], &b["status"]),
+            (&"507".into(), &"507".into())
+        );
+    }
+
+    #[cfg(feature = "etcd")]
+    #[test]
+    fn etcd_failures_reach_clients_by_what_they_mean() {
+        use crate::store::engine::Error as E;
+        let status = |e: E| ApiError::from(StoreError::Engine(e)).status(Dialect::Appgate);
+        let cause = || "secret detail".to_string();
+        assert_eq!(status(E::EtcdUnavailable(cause())), 503);
+        assert_eq!(status(E::EtcdNoSpace(cause())), 507);
+        assert_eq!(status(E::EtcdTooLarge(cause())), 413);
+        assert_eq!(status(E::Etcd(cause())), 500);
+        for e in [E::EtcdUnavailable(cause()), E::EtcdNoSpace(cause())] {
+            let (_, b) = body(ApiError::from(StoreError::Engine(e)).into_response(Dialect::Occ));
+            assert!(!b.to_string().contains("secret"), "{b}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::error::{ApiError, Dialect};
 use crate::http::{self, Resp};
 use crate::routes::Access::Public;
 use crate::routes::{Cx, Route, Table, buffered};
+use crate::store::{Outage, StoreError};
 
 /// Every path outside the two dialects; what matches none of these is Appgate-style 404.
 pub static TABLE: Table = Table {
@@ -53,20 +54,33 @@ async fn healthz(_cx: Cx) -> Result<Resp, ApiError> {
     Ok(http::ok_json(&json!({"status": "ok"}), Dialect::Appgate))
 }
 
-/// 200 while the store accepts writes; 503 with the reason while it refuses them (after a
-/// failed flush, until a restart).
+/// 200 while the store accepts writes; 503 with the reason while it refuses them: after a
+/// failed flush (until a restart), and over etcd while the cluster cannot be reached or its
+/// database is full (until it is back, or an operator freed space; reads are served meanwhile).
 async fn readyz(cx: Cx) -> Result<Resp, ApiError> {
-    Ok(match cx.app.store.writable() {
-        Ok(()) => http::ok_json(&json!({"status": "ready"}), Dialect::Appgate),
-        Err(_) => http::json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({
-                "status": "unavailable",
-                "reason": "a flush failed: the store refuses writes until profiled is restarted and the disk is checked",
-            }),
-            Dialect::Appgate,
-        ),
-    })
+    let reason = match cx.app.store.ready() {
+        Ok(()) => return Ok(http::ok_json(&json!({"status": "ready"}), Dialect::Appgate)),
+        Err(StoreError::Unavailable) => {
+            "a flush failed: the store refuses writes until profiled is restarted and the disk is checked"
+        }
+        Err(e) => match e.outage() {
+            Some(Outage::Full) => {
+                "etcd's database is full (its NOSPACE alarm is raised): writes are refused, reads are served, until space is freed (compact, defragment) and the alarm disarmed"
+            }
+            Some(Outage::Unreachable) => {
+                "etcd cannot be reached, or has no leader: the store refuses reads and writes until it is back"
+            }
+            _ => {
+                tracing::error!(error = %e, "readiness: the store reports a failure");
+                "the store reports a failure (see the log)"
+            }
+        },
+    };
+    Ok(http::json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({"status": "unavailable", "reason": reason}),
+        Dialect::Appgate,
+    ))
 }
 
 /// The metrics in OpenMetrics text, which Prometheus scrapes; 404 with `--metrics false`.

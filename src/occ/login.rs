@@ -194,7 +194,7 @@ pub fn oauth_error(route: &'static str, e: &mut ApiError) {
         Kind::Unauthorized if signing_in => "invalid_client",
         Kind::Unauthorized => "invalid_token",
         Kind::TooManyRequests | Kind::Unavailable => "temporarily_unavailable",
-        Kind::Internal => "server_error",
+        Kind::Internal | Kind::InsufficientStorage => "server_error",
         _ => "invalid_request",
     };
     e.extra.insert("error".into(), Value::from(code));

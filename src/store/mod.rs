@@ -110,6 +110,36 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// What a failure of the database means for the request that met it, where it means more
+/// than "something broke" (a 500): each is answered in its own way (see `error.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outage {
+    /// The database cannot be reached, or cannot decide (etcd: no leader, timed out): the
+    /// same request may succeed later without anyone doing anything.
+    Unreachable,
+    /// The database is full (etcd's quota): writes are refused until an operator frees space;
+    /// reads keep working.
+    Full,
+    /// The write is larger than the database takes in one request (etcd's
+    /// `--max-request-bytes`): the same request will never succeed.
+    TooLarge,
+}
+
+impl StoreError {
+    /// The outage behind this error, if it is one.
+    pub fn outage(&self) -> Option<Outage> {
+        match self {
+            #[cfg(feature = "etcd")]
+            StoreError::Engine(engine::Error::EtcdUnavailable(_)) => Some(Outage::Unreachable),
+            #[cfg(feature = "etcd")]
+            StoreError::Engine(engine::Error::EtcdNoSpace(_)) => Some(Outage::Full),
+            #[cfg(feature = "etcd")]
+            StoreError::Engine(engine::Error::EtcdTooLarge(_)) => Some(Outage::TooLarge),
+            _ => None,
+        }
+    }
+}
+
 impl From<engine::Error> for StoreError {
     fn from(e: engine::Error) -> Self {
         StoreError::Engine(e)
@@ -638,6 +668,14 @@ impl Store {
 
     pub fn writable(&self) -> Result<(), StoreError> {
         self.inner.commit.check()
+    }
+
+    /// Whether the store accepts writes, asking the database itself too (etcd: a member
+    /// answers for the cluster, and no NOSPACE alarm is raised). For `/readyz`: `writable`,
+    /// which every write checks, costs no request.
+    pub fn ready(&self) -> Result<(), StoreError> {
+        self.writable()?;
+        Ok(self.inner.db.ready()?)
     }
 
     /// Flushes synchronously; for shutdown and offline commands.

@@ -44,6 +44,13 @@ impl RepairReport {
     }
 }
 
+/// The most conditions, and the most writes, that one of a table's conditional writes carries:
+/// a rename checks that the record is still what was read and that the new key is free, and
+/// writes the record, removes the old key and adds the new one. etcd refuses a transaction
+/// with more conditions, or more writes, than its `--max-txn-ops` (128 by default): far
+/// above. The etcd engine's own transactions (compare-and-swap, ids) carry one of each.
+pub(crate) const MOST_TXN_OPS: usize = 3;
+
 /// Reads a record's index key (`None`: the record cannot be read).
 pub(crate) type KeyOf = fn(&[u8]) -> Option<Vec<u8>>;
 
@@ -103,6 +110,7 @@ impl UniqueTable {
         checks: &[Check<'_>],
         writes: &[Write<'_>],
     ) -> Result<Option<bool>, StoreError> {
+        debug_assert!(checks.len() <= MOST_TXN_OPS && writes.len() <= MOST_TXN_OPS);
         match &self.atomic {
             Some(db) => Ok(db.transact(checks, writes)?),
             None => Ok(None),
@@ -439,3 +447,6 @@ impl UniqueTable {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,21 +10,28 @@ use serde_json::json;
 use crate::helpers::*;
 
 /// A 3-member cluster in a temporary directory, stopped when dropped.
-struct Cluster {
-    dir: tempfile::TempDir,
-    endpoints: String,
+pub(crate) struct Cluster {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) endpoints: String,
 }
 
-fn script() -> PathBuf {
+pub(crate) fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/etcd-cluster")
 }
 
 impl Cluster {
-    fn start() -> Cluster {
+    pub(crate) fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// The same, with `flags` added to each member's etcd command.
+    pub(crate) fn start_with(flags: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let out = std::process::Command::new(script())
             .arg("start")
             .arg(dir.path())
+            .arg("--")
+            .args(flags)
             .output()
             .unwrap();
         assert!(
@@ -40,7 +47,7 @@ impl Cluster {
     }
 
     /// A node's configuration on this cluster, with the installation's key prefix.
-    fn node(&self, prefix: &str) -> impl FnOnce(&mut profiled::Config) {
+    pub(crate) fn node(&self, prefix: &str) -> impl FnOnce(&mut profiled::Config) {
         let mut etcd =
             profiled::store::EtcdOptions::parse(&format!("etcd://{}", self.endpoints)).unwrap();
         etcd.prefix = prefix.to_string();
@@ -48,7 +55,7 @@ impl Cluster {
     }
 
     /// Kills member `n` (SIGKILL, by its PID).
-    fn kill(&self, n: usize) {
+    pub(crate) fn kill(&self, n: usize) {
         let pid = std::fs::read_to_string(self.dir.path().join(format!("member-{n}.pid"))).unwrap();
         let ok = std::process::Command::new("kill")
             .args(["-9", pid.trim()])

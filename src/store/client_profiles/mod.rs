@@ -241,11 +241,10 @@ impl Store {
 
     /// Runs a list request on the search index (waiting for it after a start-up).
     pub async fn search_client_profiles(&self, query: ProfileQuery) -> Result<Found, StoreError> {
-        // Read your writes across nodes: the index has every change committed before now.
-        self.inner.db.caught_up().map_err(|e| {
-            tracing::warn!(error = %e, "the search index is behind the cluster");
-            StoreError::Unavailable
-        })?;
+        // Read your writes across nodes: the index has every change committed before now. A
+        // feed that cannot catch up in time, like a cluster that cannot be reached, is a 503
+        // with Retry-After (see `Outage`).
+        self.inner.db.caught_up()?;
         self.inner.tables.client_profiles.search.search(query).await
     }
 

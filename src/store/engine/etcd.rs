@@ -23,6 +23,12 @@
 //! without a leader) is sent to the next one; the member that answered is used first from then
 //! on. A write whose answer was lost may so be applied once and then refused as a conflict by
 //! its retry: it was never acknowledged, and its conditions keep it from being applied twice.
+//!
+//! Failures are sorted by what a client can do about them (`classify`): no member answering in
+//! time, or no leader, is `EtcdUnavailable` (a 503: try again later); the NOSPACE alarm is
+//! `EtcdNoSpace` (a 507 for writes, until an operator frees space); a request over
+//! `--max-request-bytes` is `EtcdTooLarge` (a 413). The last two are the cluster's answer, not
+//! one member's: they are not sent to the next member.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -116,8 +122,56 @@ fn run<T: Send + 'static>(
         _ => wait(),
     };
     match got {
-        Ok(r) => r.map_err(|e| Error::Etcd(e.to_string())),
+        Ok(r) => r.map_err(classify),
         Err(_) => Err(Error::Etcd("the etcd request was dropped".into())),
+    }
+}
+
+/// Sorts an etcd failure by what a client can do about it (see `Error`).
+fn classify(e: etcd_client::Error) -> Error {
+    use etcd_client::Error as E;
+    match e {
+        E::GRpcStatus(s) => classify_status(s.code(), s.message()),
+        E::TransportError(_) | E::IoError(_) | E::WatchError(_) => {
+            Error::EtcdUnavailable(e.to_string())
+        }
+        other => Error::Etcd(other.to_string()),
+    }
+}
+
+/// etcd answers with gRPC statuses whose messages are part of its API (`rpctypes` in etcd's
+/// sources): "etcdserver: mvcc: database space exceeded", "etcdserver: request is too large",
+/// "etcdserver: no leader", "etcdserver: request timed out" …
+fn classify_status(code: tonic::Code, m: &str) -> Error {
+    use tonic::Code;
+    if m.contains("database space exceeded") {
+        Error::EtcdNoSpace(m.to_string())
+    } else if m.contains("request is too large")
+        // Larger still than --max-request-bytes plus gRPC's allowance: gRPC refuses it.
+        || (code == Code::ResourceExhausted && m.contains("larger than max"))
+    {
+        Error::EtcdTooLarge(m.to_string())
+    } else if matches!(
+        code,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+    ) || m.contains("too many requests")
+    {
+        // No leader, leader changed, timed out, member down or unreachable, or overloaded.
+        Error::EtcdUnavailable(format!("{code:?}: {m}"))
+    } else {
+        Error::Etcd(format!("{code:?}: {m}"))
+    }
+}
+
+/// Whether every member would refuse the request as this one did (the request itself, or
+/// the whole cluster's state, is the cause): not worth sending to the next member.
+fn cluster_wide(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => matches!(
+            classify_status(s.code(), s.message()),
+            Error::EtcdNoSpace(_) | Error::EtcdTooLarge(_)
+        ),
+        _ => false,
     }
 }
 
@@ -179,6 +233,9 @@ impl Shared {
     /// one may be waiting for this runtime).
     async fn follow(self: Arc<Self>, prefix: Vec<u8>, queue: std::sync::mpsc::Sender<Batch>) {
         let mut member = self.current.load(Ordering::Relaxed);
+        // Starts that failed in a row: the watch waits longer after each (up to 1 s), and
+        // says so once, while the cluster cannot be reached.
+        let mut failures = 0u32;
         loop {
             let i = member % self.endpoints.len();
             member += 1;
@@ -189,11 +246,21 @@ impl Shared {
                 Err(e) => Err(e),
             };
             let (mut sender, mut responses) = match stream {
-                Ok(s) => s.split(),
+                Ok(s) => {
+                    if failures > 0 {
+                        tracing::info!(member = %self.endpoints[i], "etcd watch: started again");
+                    }
+                    failures = 0;
+                    s.split()
+                }
                 Err(e) => {
-                    tracing::warn!(member = %self.endpoints[i], error = %e, "etcd watch: cannot start; trying the next member");
+                    if failures == 0 {
+                        tracing::warn!(member = %self.endpoints[i], error = %e, "etcd watch: cannot start; trying the other members until one answers");
+                    }
                     self.forget(i);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let wait = Duration::from_millis(100) * 2u32.pow(failures.min(4));
+                    failures += 1;
+                    tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
                     continue;
                 }
             };
@@ -389,6 +456,8 @@ impl Shared {
     {
         let n = self.endpoints.len();
         let first = self.current.load(Ordering::Relaxed);
+        // Logged once: here when another member answered, by the caller when none did.
+        let mut failed = Vec::new();
         let mut last = None;
         for k in 0..n {
             let i = (first + k) % n;
@@ -398,11 +467,16 @@ impl Shared {
             };
             match answer {
                 Ok(v) => {
+                    if !failed.is_empty() {
+                        tracing::warn!(answered = %self.endpoints[i], failed = ?failed, "etcd members did not answer; another one did");
+                    }
                     self.current.store(i, Ordering::Relaxed);
                     return Ok(v);
                 }
+                Err(e) if cluster_wide(&e) => return Err(e),
                 Err(e) => {
-                    tracing::warn!(member = %self.endpoints[i], error = %e, "etcd member did not answer; trying the next one");
+                    tracing::debug!(member = %self.endpoints[i], error = %e, "etcd member did not answer; trying the next one");
+                    failed.push(format!("{}: {e}", self.endpoints[i]));
                     self.forget(i);
                     last = Some(e);
                 }
@@ -610,6 +684,32 @@ impl IDb for EtcdDb {
                     ))
                 })
         })
+    }
+
+    fn ready(&self) -> Result<()> {
+        use etcd_client::{AlarmAction, AlarmType};
+        // Alarms are read through Raft: the answer also says that the cluster has a leader.
+        let got = call(&self.0, |mut c| async move {
+            c.alarm(AlarmAction::Get, AlarmType::None, None).await
+        })?;
+        for a in got.alarms() {
+            match a.alarm() {
+                AlarmType::None => {}
+                AlarmType::Nospace => {
+                    return Err(Error::EtcdNoSpace(format!(
+                        "the NOSPACE alarm is raised (member {:x})",
+                        a.member_id()
+                    )));
+                }
+                other => {
+                    return Err(Error::Etcd(format!(
+                        "the {other:?} alarm is raised (member {:x})",
+                        a.member_id()
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn transact(&self, checks: &[Check<'_>], writes: &[Write<'_>]) -> Result<Option<bool>> {
@@ -1015,6 +1115,61 @@ mod tests {
         assert!(EtcdOptions::parse("http://127.0.0.1:2379").is_err());
         assert!(EtcdOptions::parse("etcd://").is_err());
         assert!(EtcdOptions::parse("etcd://host").is_err());
+    }
+
+    #[test]
+    fn etcd_errors_are_sorted_by_what_they_mean() {
+        use tonic::Code;
+        let kind = |code, m| match classify_status(code, m) {
+            Error::EtcdNoSpace(_) => "full",
+            Error::EtcdTooLarge(_) => "too large",
+            Error::EtcdUnavailable(_) => "unavailable",
+            _ => "other",
+        };
+        // etcd's own messages (rpctypes), with the codes it sends them with.
+        let nospace = "etcdserver: mvcc: database space exceeded";
+        assert_eq!(kind(Code::ResourceExhausted, nospace), "full");
+        assert_eq!(
+            kind(Code::InvalidArgument, "etcdserver: request is too large"),
+            "too large"
+        );
+        let grpc = "grpc: received message larger than max (2000000 vs. 1000000)";
+        assert_eq!(kind(Code::ResourceExhausted, grpc), "too large");
+        for m in [
+            "etcdserver: no leader",
+            "etcdserver: request timed out",
+            "etcdserver: leader changed",
+        ] {
+            assert_eq!(kind(Code::Unavailable, m), "unavailable", "{m}");
+        }
+        assert_eq!(kind(Code::Cancelled, "Timeout expired"), "unavailable");
+        assert_eq!(
+            kind(Code::ResourceExhausted, "etcdserver: too many requests"),
+            "unavailable"
+        );
+        let ops = "etcdserver: too many operations in txn request";
+        assert_eq!(kind(Code::InvalidArgument, ops), "other");
+        assert_eq!(
+            kind(Code::PermissionDenied, "etcdserver: permission denied"),
+            "other"
+        );
+    }
+
+    #[test]
+    fn only_a_members_own_failure_is_sent_to_the_next_member() {
+        use tonic::{Code, Status};
+        let status = |code, m: &str| etcd_client::Error::GRpcStatus(Status::new(code, m));
+        let nospace = "etcdserver: mvcc: database space exceeded";
+        assert!(cluster_wide(&status(Code::ResourceExhausted, nospace)));
+        let large = "etcdserver: request is too large";
+        assert!(cluster_wide(&status(Code::InvalidArgument, large)));
+        assert!(!cluster_wide(&status(
+            Code::Unavailable,
+            "etcdserver: no leader"
+        )));
+        assert!(!cluster_wide(&etcd_client::Error::WatchError(
+            "gone".into()
+        )));
     }
 
     #[test]

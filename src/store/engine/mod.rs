@@ -36,9 +36,21 @@ pub(crate) type Value = ::sled::IVec;
 pub enum Error {
     Sled(::sled::Error),
     Io(std::io::Error),
-    /// An etcd request failed (the cluster is unreachable, has no leader, refused it …).
+    /// An etcd request failed for a reason not classified below (a bug, bad credentials …).
     #[cfg(feature = "etcd")]
     Etcd(String),
+    /// No etcd member answered in time, or the cluster has no leader: the same request may
+    /// succeed later, with nothing to change on profiled's side. Carries etcd's cause.
+    #[cfg(feature = "etcd")]
+    EtcdUnavailable(String),
+    /// etcd's database reached its quota (`--quota-backend-bytes`, its NOSPACE alarm): it
+    /// refuses every write, and keeps serving reads and deletions, until an operator frees
+    /// space and disarms the alarm.
+    #[cfg(feature = "etcd")]
+    EtcdNoSpace(String),
+    /// The request is larger than etcd's `--max-request-bytes`: it was not applied.
+    #[cfg(feature = "etcd")]
+    EtcdTooLarge(String),
 }
 
 impl fmt::Display for Error {
@@ -48,6 +60,12 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "io: {e}"),
             #[cfg(feature = "etcd")]
             Error::Etcd(e) => write!(f, "etcd: {e}"),
+            #[cfg(feature = "etcd")]
+            Error::EtcdUnavailable(e) => write!(f, "etcd unavailable: {e}"),
+            #[cfg(feature = "etcd")]
+            Error::EtcdNoSpace(e) => write!(f, "etcd database space exhausted: {e}"),
+            #[cfg(feature = "etcd")]
+            Error::EtcdTooLarge(e) => write!(f, "etcd request too large: {e}"),
         }
     }
 }
@@ -114,6 +132,11 @@ pub(crate) trait IDb: Send + Sync {
     }
     /// Waits (bounded) until every watcher was told of every change committed before the call.
     fn caught_up(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Asks the database whether it accepts writes now (etcd: it answers, and no alarm that
+    /// refuses writes is raised). One request; for readiness probes, not for every write.
+    fn ready(&self) -> Result<()> {
         Ok(())
     }
 }
@@ -205,6 +228,11 @@ impl Db {
     /// See `IDb::caught_up`.
     pub(crate) fn caught_up(&self) -> Result<()> {
         self.0.caught_up()
+    }
+
+    /// See `IDb::ready`.
+    pub(crate) fn ready(&self) -> Result<()> {
+        self.0.ready()
     }
 }
 

@@ -103,6 +103,13 @@ pub(crate) fn open_error(dir: &Path, e: &Error) -> OpenError {
         }
         #[cfg(feature = "etcd")]
         Error::Etcd(e) => OpenError::Unreachable { cause: e.clone() },
+        // Its own words say which (no leader, database full …).
+        #[cfg(feature = "etcd")]
+        e @ (Error::EtcdUnavailable(_) | Error::EtcdNoSpace(_) | Error::EtcdTooLarge(_)) => {
+            OpenError::Unreachable {
+                cause: e.to_string(),
+            }
+        }
     }
 }
 
