@@ -508,11 +508,31 @@ async fn sessions_end_with_their_etcd_lease() {
         401
     );
     // The long sessions are still there and work.
-    assert_eq!(
-        get(&b, &ta, "00000000-0000-0000-0000-000000000000")
-            .await
-            .status,
-        404
+    const NONE: &str = "00000000-0000-0000-0000-000000000000";
+    assert_eq!(get(&b, &ta, NONE).await.status, 404);
+
+    // Leases revoked by an operator: their sessions end on every node, and the next logins
+    // (whose lease the node had handed out already) get new ones.
+    let mut settings = a.appgate(Method::GET, path, Some(&ta), None).await.json();
+    settings["administrationTokenExpiration"] = json!(720);
+    let r = a
+        .appgate(Method::PUT, path, Some(&ta), Some(settings))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let revoked = cluster.leases_under(sessions);
+    for lease in &revoked {
+        cluster.etcdctl(&["lease", "revoke", &format!("{lease:x}")]);
+    }
+    assert_eq!(get(&b, &ta, NONE).await.status, 401);
+    for node in [&a, &b] {
+        let token = node.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(get(node, &token, NONE).await.status, 404);
+    }
+    let leases = cluster.leases_under(sessions);
+    assert_eq!(leases.len(), 2, "{leases:?}");
+    assert!(
+        leases.iter().all(|l| *l != 0 && !revoked.contains(l)),
+        "{leases:?} {revoked:?}"
     );
 }
 

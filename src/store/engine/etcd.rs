@@ -163,14 +163,22 @@ fn classify_status(code: tonic::Code, m: &str) -> Error {
     }
 }
 
+/// etcd no longer has the lease a put named (it ended, or was revoked): `with_lease` gets a
+/// new one.
+fn is_lease_gone(s: &tonic::Status) -> bool {
+    s.message().contains("requested lease not found")
+}
+
 /// Whether every member would refuse the request as this one did (the request itself, or
 /// the whole cluster's state, is the cause): not worth sending to the next member.
 fn cluster_wide(e: &etcd_client::Error) -> bool {
     match e {
-        etcd_client::Error::GRpcStatus(s) => matches!(
-            classify_status(s.code(), s.message()),
-            Error::EtcdNoSpace(_) | Error::EtcdTooLarge(_)
-        ),
+        etcd_client::Error::GRpcStatus(s) => {
+            matches!(
+                classify_status(s.code(), s.message()),
+                Error::EtcdNoSpace(_) | Error::EtcdTooLarge(_)
+            ) || is_lease_gone(s)
+        }
         _ => false,
     }
 }
@@ -423,9 +431,7 @@ impl Shared {
             let lease = self.clone().lease_until(until).await?;
             let o = op.clone();
             match self.clone().call(move |c| o(c, lease)).await {
-                Err(etcd_client::Error::GRpcStatus(s))
-                    if s.message().contains("lease not found") && tries == 0 =>
-                {
+                Err(etcd_client::Error::GRpcStatus(s)) if is_lease_gone(&s) && tries == 0 => {
                     self.forget_lease(lease);
                     tries += 1;
                 }
