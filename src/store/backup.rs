@@ -49,37 +49,70 @@ pub struct Snapshot {
 
 impl Store {
     /// Copies the store's content. Blocks writers of uniquely indexed records only for the
-    /// duration of the copy (in memory), so the copy never holds half of a rename.
+    /// duration of the copy (in memory), so the copy never holds half of a rename. Over etcd,
+    /// where other nodes write too and this gate cannot stop them, every tree is read at one
+    /// revision instead (each record and its index keys were written in one transaction, so
+    /// that revision holds no half of a write either).
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let values = |t: &engine::Tree| -> Result<Vec<IVec>, StoreError> {
-            t.iter()
-                .values()
-                .map(|v| v.map_err(StoreError::from))
-                .collect()
-        };
-        let mut snapshot = {
+        let mut snapshot = if self.shared() {
+            let db = self.db().pinned()?;
+            let tree = |name: &str| db.open_tree(name);
+            let settings = tree(TREE_SETTINGS)?;
+            self.copy(
+                &tree(META)?,
+                &settings,
+                &tree(super::TREE_ID_ACCOUNT)?,
+                &tree(super::TREE_ID_CLIENT_PROFILE)?,
+                &tree(super::TREE_ID_APPLICATION)?,
+                &tree(super::TREE_TOKENHASH_PASSWORD_RESET)?,
+            )?
+        } else {
             let _exclusive = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
-            Snapshot {
-                secret: self.inner.secret,
-                collective_id: self.meta().get(META_COLLECTIVE)?,
-                settings: self.inner.settings.get(super::settings::KEY)?,
-                admin_mfa: self.inner.settings.get(super::settings::MFA_KEY)?,
-                accounts: values(&self.inner.tables.accounts.records)?,
-                client_profiles: values(&self.inner.tables.client_profiles.table.records)?,
-                applications: values(self.application_records())?,
-                password_resets: self
-                    .inner
-                    .password_resets
-                    .iter()
-                    .map(|e| e.map_err(StoreError::from))
-                    .collect::<Result<_, _>>()?,
-            }
+            self.copy(
+                self.meta(),
+                &self.inner.settings,
+                &self.inner.tables.accounts.records,
+                &self.inner.tables.client_profiles.table.records,
+                self.application_records(),
+                &self.inner.password_resets,
+            )?
         };
         // A backup keeps client profiles in their schema-1 form, which every version reads.
         for record in &mut snapshot.client_profiles {
             *record = IVec::from(encode(&super::profile_record::decode(record)?));
         }
         Ok(snapshot)
+    }
+
+    /// Reads everything a backup holds from these trees.
+    fn copy(
+        &self,
+        meta: &engine::Tree,
+        settings: &engine::Tree,
+        accounts: &engine::Tree,
+        client_profiles: &engine::Tree,
+        applications: &engine::Tree,
+        password_resets: &engine::Tree,
+    ) -> Result<Snapshot, StoreError> {
+        let values = |t: &engine::Tree| -> Result<Vec<IVec>, StoreError> {
+            t.iter()
+                .values()
+                .map(|v| v.map_err(StoreError::from))
+                .collect()
+        };
+        Ok(Snapshot {
+            secret: self.inner.secret,
+            collective_id: meta.get(META_COLLECTIVE)?,
+            settings: settings.get(super::settings::KEY)?,
+            admin_mfa: settings.get(super::settings::MFA_KEY)?,
+            accounts: values(accounts)?,
+            client_profiles: values(client_profiles)?,
+            applications: values(applications)?,
+            password_resets: password_resets
+                .iter()
+                .map(|e| e.map_err(StoreError::from))
+                .collect::<Result<_, _>>()?,
+        })
     }
 }
 
@@ -260,6 +293,48 @@ fn import_into(dir: &Path, input: impl BufRead) -> Result<(usize, usize), String
     }
     store.close_cleanly().map_err(|e| e.to_string())?;
     Ok(counts)
+}
+
+/// Restores a backup into the installation `options` names (etcd), which must hold no key
+/// yet, rebuilding every index as the sled import does. Each record is written with its index
+/// key in one transaction of four operations, far below etcd's limits (128 operations, 1.5
+/// MiB). `scratch` is a private directory for the store's node-local files. The restore is
+/// verified like the sled one; a failed import removes every key it wrote, so the prefix is
+/// empty again. Start the nodes once it has finished: a node started on the prefix meanwhile
+/// would see half an installation.
+pub fn import_store(
+    scratch: &Path,
+    options: &super::StoreOptions,
+    input: impl BufRead,
+) -> Result<(usize, usize), String> {
+    let db = Store::engine(scratch, options).map_err(|e| e.to_string())?;
+    if !db.is_empty().map_err(|e| e.to_string())? {
+        return Err(format!(
+            "{} is not empty: import only restores into a prefix that holds nothing (choose a new --store-prefix); nothing was written",
+            options.describe()
+        ));
+    }
+    let result = restore(&db, input).and_then(|counts| {
+        let store = Store::open_existing(scratch, options, true)
+            .map_err(|e| e.to_string())?
+            .ok_or("the restored installation has no schema stamp")?;
+        let mut report = super::unique::RepairReport::default();
+        store.check(&mut report, false).map_err(|e| e.to_string())?;
+        if !report.is_clean() {
+            return Err(format!("the restored store is inconsistent: {report:?}"));
+        }
+        Ok(counts)
+    });
+    if let Err(e) = &result {
+        return Err(match db.clear() {
+            Ok(_) => format!("{e} (what was written is removed again)"),
+            Err(c) => format!(
+                "{e}; what was written could not be removed ({c}): remove the keys under {} before importing again",
+                options.describe()
+            ),
+        });
+    }
+    result
 }
 
 fn restore(db: &engine::Db, input: impl BufRead) -> Result<(usize, usize), String> {

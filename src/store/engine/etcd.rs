@@ -521,6 +521,31 @@ impl IDb for EtcdDb {
         })
     }
 
+    fn pinned(&self) -> Result<Option<Db>> {
+        let revision = run(self.0.clone().revision())?;
+        Ok(Some(Db::new(PinnedDb {
+            shared: self.0.clone(),
+            revision,
+        })))
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        Ok(count(&self.0, self.0.root.clone(), 0)? == 0)
+    }
+
+    fn clear(&self) -> Result<bool> {
+        let root = self.0.root.clone();
+        call(&self.0, move |mut c| {
+            let root = root.clone();
+            async move {
+                let end = prefix_end(&root);
+                c.delete(root, Some(etcd_client::DeleteOptions::new().with_range(end)))
+                    .await?;
+                Ok(true)
+            }
+        })
+    }
+
     fn transact(&self, checks: &[Check<'_>], writes: &[Write<'_>]) -> Result<Option<bool>> {
         let key = |t: &super::Tree, k: &[u8]| -> Result<Vec<u8>> { Ok(etcd_tree(t)?.key(k)) };
         let mut when = Vec::with_capacity(checks.len());
@@ -572,6 +597,15 @@ async fn scan(
     c: Client,
     prefix: Vec<u8>,
 ) -> std::result::Result<Vec<(Value, Value)>, etcd_client::Error> {
+    scan_at(c, prefix, 0).await
+}
+
+/// Every entry under `prefix`, in key order, read in pages at `revision` (0: the current one).
+async fn scan_at(
+    c: Client,
+    prefix: Vec<u8>,
+    revision: i64,
+) -> std::result::Result<Vec<(Value, Value)>, etcd_client::Error> {
     const PAGE: i64 = 1000;
     {
         {
@@ -579,7 +613,7 @@ async fn scan(
             let end = prefix_end(&prefix);
             let mut out = Vec::new();
             let mut from = prefix.clone();
-            let mut revision = 0;
+            let mut revision = revision;
             loop {
                 let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
                 if revision > 0 {
@@ -682,24 +716,134 @@ impl ITree for EtcdTree {
     }
 
     fn len(&self) -> usize {
-        let prefix = self.prefix.clone();
+        count(&self.shared, self.prefix.clone(), 0).unwrap_or(0)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// The number of keys under `prefix` at `revision` (0: the current one).
+fn count(shared: &Arc<Shared>, prefix: Vec<u8>, revision: i64) -> Result<usize> {
+    call(shared, move |mut c| {
+        let prefix = prefix.clone();
+        async move {
+            let mut options = GetOptions::new()
+                .with_range(prefix_end(&prefix))
+                .with_count_only();
+            if revision > 0 {
+                options = options.with_revision(revision);
+            }
+            Ok(c.get(prefix, Some(options)).await?.count() as usize)
+        }
+    })
+}
+
+/// The cluster as it was at one revision, read-only (`Db::pinned`): every read names the
+/// revision, so reads that take a while (a check, a backup) agree with each other while
+/// nodes go on writing. etcd keeps old revisions until it compacts them: a read of a
+/// compacted revision fails (etcd: "required revision has been compacted"), and the command
+/// is run again.
+struct PinnedDb {
+    shared: Arc<Shared>,
+    revision: i64,
+}
+
+fn read_only() -> Error {
+    Error::Etcd("a read at one revision cannot write".into())
+}
+
+impl IDb for PinnedDb {
+    fn open_tree(&self, name: &str) -> Result<Arc<dyn ITree>> {
+        let mut prefix = self.shared.root.clone();
+        prefix.extend_from_slice(name.as_bytes());
+        prefix.push(b'/');
+        Ok(Arc::new(PinnedTree {
+            shared: self.shared.clone(),
+            prefix,
+            revision: self.revision,
+        }))
+    }
+
+    fn generate_id(&self) -> Result<u64> {
+        Err(read_only())
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn transact(&self, _: &[Check<'_>], _: &[Write<'_>]) -> Result<Option<bool>> {
+        Err(read_only())
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn pinned(&self) -> Result<Option<Db>> {
+        Ok(Some(Db::new(PinnedDb {
+            shared: self.shared.clone(),
+            revision: self.revision,
+        })))
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        Ok(count(&self.shared, self.shared.root.clone(), self.revision)? == 0)
+    }
+}
+
+struct PinnedTree {
+    shared: Arc<Shared>,
+    /// `<prefix>/<tree>/`.
+    prefix: Vec<u8>,
+    revision: i64,
+}
+
+impl ITree for PinnedTree {
+    fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(key);
+        let revision = self.revision;
         call(&self.shared, move |mut c| {
-            let prefix = prefix.clone();
+            let k = k.clone();
             async move {
                 let got = c
-                    .get(
-                        prefix.clone(),
-                        Some(
-                            GetOptions::new()
-                                .with_range(prefix_end(&prefix))
-                                .with_count_only(),
-                        ),
-                    )
+                    .get(k, Some(GetOptions::new().with_revision(revision)))
                     .await?;
-                Ok(got.count() as usize)
+                Ok(got.kvs().first().map(|kv| Value::from(kv.value())))
             }
         })
-        .unwrap_or(0)
+    }
+
+    fn insert(&self, _: &[u8], _: &[u8]) -> Result<Option<Value>> {
+        Err(read_only())
+    }
+
+    fn remove(&self, _: &[u8]) -> Result<Option<Value>> {
+        Err(read_only())
+    }
+
+    fn compare_and_swap(
+        &self,
+        _: &[u8],
+        _: Option<&[u8]>,
+        _: Option<&[u8]>,
+    ) -> Result<std::result::Result<(), CasFailure>> {
+        Err(read_only())
+    }
+
+    fn iter(&self) -> Entries<'static> {
+        let (prefix, revision) = (self.prefix.clone(), self.revision);
+        match call(&self.shared, move |c| scan_at(c, prefix.clone(), revision)) {
+            Ok(all) => Box::new(all.into_iter().map(Ok)),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+
+    fn len(&self) -> usize {
+        count(&self.shared, self.prefix.clone(), self.revision).unwrap_or(0)
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

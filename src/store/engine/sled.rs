@@ -31,6 +31,15 @@ impl IDb for SledDb {
         Ok(self.db.generate_id()?)
     }
 
+    fn is_empty(&self) -> Result<bool> {
+        for name in self.db.tree_names() {
+            if !self.db.open_tree(name)?.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn flush(&self) -> Result<()> {
         self.db.flush()?;
         if let Some(f) = &self.file {
