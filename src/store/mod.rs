@@ -397,7 +397,12 @@ impl Store {
             db = db.pinned().map_err(failed)?;
         }
         // Every installation is stamped with its schema before anything else is written.
-        if db.open_tree(META).and_then(|m| m.get(META_SCHEMA)).map_err(failed)?.is_none() {
+        if db
+            .open_tree(META)
+            .and_then(|m| m.get(META_SCHEMA))
+            .map_err(failed)?
+            .is_none()
+        {
             return Ok(None);
         }
         Self::open_on(dir, db, false, options).map(|(store, _)| Some(store))

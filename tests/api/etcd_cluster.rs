@@ -10,9 +10,10 @@ use serde_json::json;
 use crate::helpers::*;
 
 /// A 3-member cluster in a temporary directory, stopped when dropped.
-struct Cluster {
+pub(crate) struct Cluster {
     dir: tempfile::TempDir,
-    endpoints: String,
+    /// HOST:PORT of each member, comma-separated (what `etcd://` takes).
+    pub(crate) endpoints: String,
 }
 
 fn script() -> PathBuf {
@@ -20,7 +21,7 @@ fn script() -> PathBuf {
 }
 
 impl Cluster {
-    fn start() -> Cluster {
+    pub(crate) fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let out = std::process::Command::new(script())
             .arg("start")
@@ -40,15 +41,25 @@ impl Cluster {
     }
 
     /// A node's configuration on this cluster, with the installation's key prefix.
-    fn node(&self, prefix: &str) -> impl FnOnce(&mut profiled::Config) {
+    pub(crate) fn node(&self, prefix: &str) -> impl FnOnce(&mut profiled::Config) {
         let mut etcd =
             profiled::store::EtcdOptions::parse(&format!("etcd://{}", self.endpoints)).unwrap();
         etcd.prefix = prefix.to_string();
         move |c: &mut profiled::Config| c.store.etcd = Some(etcd)
     }
 
+    /// `--store etcd://… --store-prefix PREFIX`: the flags of the binary for this cluster.
+    pub(crate) fn flags(&self, prefix: &str) -> Vec<String> {
+        vec![
+            "--store".into(),
+            format!("etcd://{}", self.endpoints),
+            "--store-prefix".into(),
+            prefix.into(),
+        ]
+    }
+
     /// Kills member `n` (SIGKILL, by its PID).
-    fn kill(&self, n: usize) {
+    pub(crate) fn kill(&self, n: usize) {
         let pid = std::fs::read_to_string(self.dir.path().join(format!("member-{n}.pid"))).unwrap();
         let ok = std::process::Command::new("kill")
             .args(["-9", pid.trim()])

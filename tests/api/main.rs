@@ -16,6 +16,8 @@ mod damage;
 mod deploy;
 #[cfg(feature = "etcd")]
 mod etcd_cluster;
+#[cfg(feature = "etcd")]
+mod etcd_commands;
 mod foundation;
 mod global_settings;
 mod hardening;

@@ -539,8 +539,11 @@ impl IDb for EtcdDb {
             let root = root.clone();
             async move {
                 let end = prefix_end(&root);
-                c.delete(root, Some(etcd_client::DeleteOptions::new().with_range(end)))
-                    .await?;
+                c.delete(
+                    root,
+                    Some(etcd_client::DeleteOptions::new().with_range(end)),
+                )
+                .await?;
                 Ok(true)
             }
         })
