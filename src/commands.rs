@@ -44,8 +44,8 @@ pub fn reset_password(
 
 /// `reset_password` in the installation `store` names (etcd), while its nodes may serve: the
 /// account is changed in one conditional write like any other, and every node reads it from
-/// etcd at its next login. As with sled, the account's sessions are kept (all of them, when
-/// `make_admin` reactivates an inactive account: it had none left).
+/// etcd at its next login. As with sled, an active account keeps its sessions, and one that
+/// `make_admin` reactivates loses any it still had (`Store::update_account`).
 pub fn reset_password_in_store(
     store: &StoreOptions,
     email: &str,

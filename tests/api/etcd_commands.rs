@@ -327,7 +327,10 @@ async fn check_reports_a_planted_inconsistency() {
         report.contains("missing: email index entry \"admin@localhost\" for record \"iuser"),
         "{report}"
     );
-    assert!(report.contains("2 problem(s)"), "{report}");
+    assert!(
+        report.contains("2 problem(s). etcd keeps a record and its index keys in one transaction"),
+        "{report}"
+    );
     // Nothing was repaired.
     assert_eq!(
         etcdctl(
@@ -342,6 +345,15 @@ async fn check_reports_a_planted_inconsistency() {
         "nobody"
     );
     assert!(keys(&cluster, "planted/email_accountid").is_empty());
+
+    // --salvage is for sled's files.
+    let out = command(&cluster, "planted", &["export", "--salvage"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--salvage is for a damaged data directory"),
+        "{}",
+        stderr(&out)
+    );
 
     // A prefix without an installation: an error, exit status 2.
     let out = command(&cluster, "nothing-here", &["check"], &[]);
