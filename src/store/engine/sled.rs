@@ -202,6 +202,25 @@ mod tests {
     }
 
     #[test]
+    fn a_database_is_empty_until_any_tree_holds_a_key() {
+        let db = temporary();
+        assert!(db.is_empty().unwrap());
+        let t = db.open_tree("t").unwrap();
+        assert!(db.is_empty().unwrap());
+        t.insert(b"k", b"v").unwrap();
+        assert!(!db.is_empty().unwrap());
+        // Only this process writes: reads need no pinning, and see the database itself.
+        assert!(
+            db.pinned()
+                .unwrap()
+                .open_tree("t")
+                .unwrap()
+                .contains_key(b"k")
+                .unwrap()
+        );
+    }
+
+    #[test]
     fn sled_errors_at_open_say_what_they_are() {
         let io = |kind, m: &str| sled::Error::Io(std::io::Error::new(kind, m));
         // Tests run as root, where no permission is ever denied: the mapping is checked here.
