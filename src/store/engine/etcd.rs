@@ -766,6 +766,7 @@ impl IDb for PinnedDb {
             shared: self.shared.clone(),
             prefix,
             revision: self.revision,
+            entries: Mutex::new(None),
         }))
     }
 
@@ -802,22 +803,34 @@ struct PinnedTree {
     /// `<prefix>/<tree>/`.
     prefix: Vec<u8>,
     revision: i64,
+    /// Every entry at `revision`, in key order, read on first use: a revision never changes,
+    /// and a check looks up each index entry's record and each record's index entry, which
+    /// would otherwise be one request each (2,000 client profiles: 8 s instead of 0.2 s).
+    entries: Mutex<Option<Arc<Vec<(Value, Value)>>>>,
+}
+
+impl PinnedTree {
+    fn entries(&self) -> Result<Arc<Vec<(Value, Value)>>> {
+        let mut loaded = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(all) = &*loaded {
+            return Ok(all.clone());
+        }
+        let (prefix, revision) = (self.prefix.clone(), self.revision);
+        let all = Arc::new(call(&self.shared, move |c| {
+            scan_at(c, prefix.clone(), revision)
+        })?);
+        *loaded = Some(all.clone());
+        Ok(all)
+    }
 }
 
 impl ITree for PinnedTree {
     fn get(&self, key: &[u8]) -> Result<Option<Value>> {
-        let mut k = self.prefix.clone();
-        k.extend_from_slice(key);
-        let revision = self.revision;
-        call(&self.shared, move |mut c| {
-            let k = k.clone();
-            async move {
-                let got = c
-                    .get(k, Some(GetOptions::new().with_revision(revision)))
-                    .await?;
-                Ok(got.kvs().first().map(|kv| Value::from(kv.value())))
-            }
-        })
+        let all = self.entries()?;
+        Ok(all
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()
+            .map(|i| all[i].1.clone()))
     }
 
     fn insert(&self, _: &[u8], _: &[u8]) -> Result<Option<Value>> {
@@ -838,15 +851,14 @@ impl ITree for PinnedTree {
     }
 
     fn iter(&self) -> Entries<'static> {
-        let (prefix, revision) = (self.prefix.clone(), self.revision);
-        match call(&self.shared, move |c| scan_at(c, prefix.clone(), revision)) {
-            Ok(all) => Box::new(all.into_iter().map(Ok)),
+        match self.entries() {
+            Ok(all) => Box::new((0..all.len()).map(move |i| Ok(all[i].clone()))),
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
     }
 
     fn len(&self) -> usize {
-        count(&self.shared, self.prefix.clone(), self.revision).unwrap_or(0)
+        self.entries().map_or(0, |all| all.len())
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
