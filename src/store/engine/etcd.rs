@@ -798,6 +798,9 @@ impl IDb for PinnedDb {
     }
 }
 
+/// A tree's entries at one revision, in key order.
+type Snapshot = Arc<Vec<(Value, Value)>>;
+
 struct PinnedTree {
     shared: Arc<Shared>,
     /// `<prefix>/<tree>/`.
@@ -806,11 +809,11 @@ struct PinnedTree {
     /// Every entry at `revision`, in key order, read on first use: a revision never changes,
     /// and a check looks up each index entry's record and each record's index entry, which
     /// would otherwise be one request each (2,000 client profiles: 8 s instead of 0.2 s).
-    entries: Mutex<Option<Arc<Vec<(Value, Value)>>>>,
+    entries: Mutex<Option<Snapshot>>,
 }
 
 impl PinnedTree {
-    fn entries(&self) -> Result<Arc<Vec<(Value, Value)>>> {
+    fn entries(&self) -> Result<Snapshot> {
         let mut loaded = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(all) = &*loaded {
             return Ok(all.clone());
