@@ -337,6 +337,98 @@ pub fn import_store(
     result
 }
 
+/// At most this many records go into one transaction of an import into etcd: two conditions
+/// and two writes each, so 64 of the 128 operations etcd allows by default.
+const BATCH_RECORDS: usize = 32;
+/// And at most about this many bytes (etcd refuses requests over 1.5 MiB by default).
+const BATCH_BYTES: usize = 512 * 1024;
+
+/// A record of an import not written yet: its line, table, id, unique key, record, and what
+/// an error about it starts with.
+type Row<'a> = (
+    usize,
+    &'a super::unique::UniqueTable,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    String,
+);
+
+/// Records of an import into etcd, written `BATCH_RECORDS` to a transaction guarded, as each
+/// write of a node is, by "the id and the key are free": a restore of 2,000 client profiles
+/// took 23 s one transaction per record.
+struct Batch<'a> {
+    db: &'a engine::Db,
+    rows: Vec<Row<'a>>,
+    bytes: usize,
+}
+
+impl<'a> Batch<'a> {
+    fn add(
+        &mut self,
+        line: usize,
+        table: &'a super::unique::UniqueTable,
+        id: Vec<u8>,
+        key: Vec<u8>,
+        record: Vec<u8>,
+        what: String,
+    ) -> Result<(), String> {
+        self.bytes += 2 * (id.len() + key.len()) + record.len();
+        self.rows.push((line, table, id, key, record, what));
+        if self.rows.len() >= BATCH_RECORDS || self.bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        let rows = std::mem::take(&mut self.rows);
+        self.bytes = 0;
+        let (mut checks, mut writes) = (Vec::new(), Vec::new());
+        for (_, t, id, key, record, _) in &rows {
+            checks.push(engine::Check {
+                tree: &t.records,
+                key: id,
+                holds: None,
+            });
+            checks.push(engine::Check {
+                tree: &t.index,
+                key,
+                holds: None,
+            });
+            writes.push(engine::Write {
+                tree: &t.records,
+                key: id,
+                value: Some(record),
+            });
+            writes.push(engine::Write {
+                tree: &t.index,
+                key,
+                value: Some(id),
+            });
+        }
+        // etcd refuses a transaction that writes one key twice (a backup naming one name
+        // twice): such a batch goes record by record at once.
+        let mut seen = std::collections::HashSet::new();
+        let twice = rows.iter().any(|(_, t, id, key, ..)| {
+            let t = std::ptr::from_ref(*t) as usize;
+            !seen.insert((t, false, id.as_slice())) || !seen.insert((t, true, key.as_slice()))
+        });
+        if rows.is_empty()
+            || (!twice && matches!(self.db.transact(&checks, &writes), Ok(Some(true))))
+        {
+            return Ok(());
+        }
+        // A conflict or a refused request: each record on its own, to say which line fails
+        // and why.
+        for (line, t, id, key, record, what) in rows {
+            t.insert(&id, &key, record)
+                .map_err(|e| format!("line {line}: {what}{e}"))?;
+        }
+        Ok(())
+    }
+}
+
 fn restore(db: &engine::Db, input: impl BufRead) -> Result<(usize, usize), String> {
     let err = |n: usize, m: &str| format!("line {n}: {m}");
     let meta = db.open_tree(META).map_err(|e| e.to_string())?;
@@ -349,6 +441,12 @@ fn restore(db: &engine::Db, input: impl BufRead) -> Result<(usize, usize), Strin
     let resets = tree(super::TREE_TOKENHASH_PASSWORD_RESET)?;
     let tables = super::Tables::open(db, &super::unique::Gate::default(), false)
         .map_err(|e| e.to_string())?;
+    // Over etcd, records go to the cluster many to a transaction.
+    let mut batch = db.shared().then(|| Batch {
+        db,
+        rows: Vec::new(),
+        bytes: 0,
+    });
     let (mut accounts, mut profiles, mut ended, mut max_account) = (0usize, 0usize, false, None);
     for (i, l) in input.lines().enumerate() {
         let n = i + 1;
@@ -416,10 +514,15 @@ fn restore(db: &engine::Db, input: impl BufRead) -> Result<(usize, usize), Strin
                 let number = accounts::account_number(&a.id)
                     .ok_or_else(|| err(n, "account id is not iuser<number>"))?;
                 max_account = max_account.max(Some(number));
-                tables
-                    .accounts
-                    .insert(a.id.as_bytes(), &accounts::email_key(&a.email), bytes)
-                    .map_err(|e| err(n, &format!("account {}: {e}", a.id)))?;
+                let key = accounts::email_key(&a.email);
+                let what = format!("account {}: ", a.id);
+                match &mut batch {
+                    Some(b) => b.add(n, &tables.accounts, a.id.into_bytes(), key, bytes, what)?,
+                    None => tables
+                        .accounts
+                        .insert(a.id.as_bytes(), &key, bytes)
+                        .map_err(|e| err(n, &format!("{what}{e}")))?,
+                }
                 accounts += 1;
             }
             "application" => {
@@ -447,9 +550,18 @@ fn restore(db: &engine::Db, input: impl BufRead) -> Result<(usize, usize), Strin
             }
             "clientProfile" => {
                 let bytes = serde_json::to_vec(value).expect("plain JSON");
-                tables
-                    .insert_client_profile_raw(&bytes)
+                let (id, key, record) = super::Tables::client_profile_row(&bytes)
                     .map_err(|e| err(n, &e.to_string()))?;
+                match &mut batch {
+                    Some(b) => {
+                        b.add(n, &tables.client_profiles.table, id, key, record, "".into())?
+                    }
+                    None => tables
+                        .client_profiles
+                        .table
+                        .insert(&id, &key, record)
+                        .map_err(|e| err(n, &e.to_string()))?,
+                }
                 profiles += 1;
             }
             "end" => {
@@ -464,6 +576,9 @@ fn restore(db: &engine::Db, input: impl BufRead) -> Result<(usize, usize), Strin
             }
             other => return Err(err(n, &format!("unknown kind {other:?}"))),
         }
+    }
+    if let Some(b) = &mut batch {
+        b.flush()?;
     }
     if !ended {
         return Err("the backup has no end line: it is truncated".into());

@@ -259,6 +259,9 @@ impl StoreOptions {
     }
 }
 
+/// A record as a `UniqueTable` keeps it: id, unique key, record.
+pub(crate) type TableRow = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// Every uniquely indexed table, opened by name in one place (for the server and for import).
 pub(crate) struct Tables {
     pub(crate) accounts: UniqueTable,
@@ -305,14 +308,14 @@ impl Tables {
         ]
     }
 
-    /// Inserts a client profile in its backup form (import).
-    pub(crate) fn insert_client_profile_raw(&self, backup_form: &[u8]) -> Result<(), StoreError> {
+    /// A client profile in its backup form as the table keeps it (import).
+    pub(crate) fn client_profile_row(backup_form: &[u8]) -> Result<TableRow, StoreError> {
         let profile: ClientProfile = decode(backup_form)?;
-        self.client_profiles.table.insert(
-            profile.id.as_bytes(),
-            &profile.name_key(),
+        Ok((
+            profile.id.as_bytes().to_vec(),
+            profile.name_key(),
             profile_record::encode(&profile),
-        )
+        ))
     }
 }
 

@@ -461,4 +461,26 @@ async fn the_backup_endpoint_reads_one_revision_while_another_node_writes() {
         "{}",
         stderr(&out)
     );
+
+    // A backup naming one name twice: refused at its line, and nothing is left behind.
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let at: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("\"kind\":\"clientProfile\""))
+        .collect();
+    let first: serde_json::Value = serde_json::from_str(&lines[at[0]]).unwrap();
+    let mut second: serde_json::Value = serde_json::from_str(&lines[at[1]]).unwrap();
+    second["value"]["name"] = first["value"]["name"].clone();
+    lines[at[1]] = second.to_string();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = command(&cluster, "twice", &["import", file.to_str().unwrap()], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!(
+            "line {}: unique key already taken (what was written is removed again)",
+            at[1] + 1
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(keys(&cluster, "twice").is_empty());
 }
