@@ -68,25 +68,30 @@ impl Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
-    /// Set a new password for an account, offline (stop the server first).
+    /// Set a new password for an account, offline (stop the server first; with --store etcd
+    /// the nodes may keep serving).
     #[command(after_help = RESET_HELP)]
     ResetPassword(ResetPasswordArgs),
-    /// Verify the database offline; exit status 0 only when every invariant holds.
+    /// Verify the database offline (with --store etcd: the installation as it is at one etcd
+    /// revision, while nodes serve); exit status 0 only when every invariant holds.
     Check(DataDirArgs),
-    /// Write a backup of a stopped server's database as JSON lines (to stdout or --output),
+    /// Write a backup of a stopped server's database (with --store etcd: of the installation
+    /// at one etcd revision, while nodes serve) as JSON lines (to stdout or --output),
     /// encrypted as GET /admin/backup is when a backupPassphrase is set.
     Export(ExportArgs),
-    /// Restore a backup (plain or encrypted) into an empty data directory, rebuilding the
-    /// indexes.
+    /// Restore a backup (plain or encrypted) into an empty data directory (with --store etcd:
+    /// a prefix that holds no key), rebuilding the indexes.
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct DataDirArgs {
-    /// Directory of the database.
+    /// Directory of the database (ignored with --store etcd://…).
     #[arg(long, env = "PROFILED_DATA_DIR", default_value = "data/db")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -251,6 +256,16 @@ fn parse_store(s: &str) -> Result<StoreUrl, String> {
 }
 
 impl StoreArgs {
+    /// The store an offline command works on when --store names one: `None` for sled in
+    /// --data-dir (which is then ignored: the nodes' environment sets both, and the commands
+    /// read the same environment).
+    pub fn offline(&self) -> Option<crate::store::StoreOptions> {
+        self.url.as_ref()?;
+        let mut options = crate::store::StoreOptions::default();
+        self.apply(&mut options);
+        Some(options)
+    }
+
     /// Sets the engine of `options` (sled unless --store names etcd).
     pub fn apply(&self, options: &mut crate::store::StoreOptions) {
         #[cfg(feature = "etcd")]
@@ -271,9 +286,11 @@ impl StoreArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ResetPasswordArgs {
-    /// Directory of the database.
+    /// Directory of the database (ignored with --store etcd://…).
     #[arg(long, env = "PROFILED_DATA_DIR", default_value = "data/db")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// E-mail of the account.
     #[arg(long)]
     pub email: String,

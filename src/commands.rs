@@ -1,8 +1,11 @@
-//! Offline commands that work on a data directory while the server is stopped.
+//! Offline commands: on a data directory while its server is stopped, or on an etcd
+//! installation while its nodes serve.
 //!
 //! `check` and `export` never change the database they inspect: sled may rewrite a damaged
 //! log while it recovers it, so they work on a private copy, taken while holding sled's lock
-//! on the original (so that no server can start on it meanwhile).
+//! on the original (so that no server can start on it meanwhile). Against etcd they read the
+//! installation as it was at one revision (`Store::open_existing`, pinned), so that what they
+//! see is consistent however long they read while nodes go on writing; they write nothing.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -36,6 +39,33 @@ pub fn reset_password(
     if !report.unrepairable.is_empty() {
         return Err(crate::StartError::Damaged(report.unrepairable).to_string());
     }
+    reset_in(&store, email, new_password, options)
+}
+
+/// `reset_password` in the installation `store` names (etcd), while its nodes may serve: the
+/// account is changed in one conditional write like any other, and every node reads it from
+/// etcd at its next login. As with sled, an active account keeps its sessions, and one that
+/// `make_admin` reactivates loses any it still had (`Store::update_account`).
+pub fn reset_password_in_store(
+    store: &StoreOptions,
+    email: &str,
+    new_password: &str,
+    options: ResetOptions,
+) -> Result<String, String> {
+    password::check_strength(new_password)?;
+    let scratch = private_dir()?;
+    let store = Store::open_existing(&scratch.dir, store, false)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| no_installation(store))?;
+    reset_in(&store, email, new_password, options)
+}
+
+fn reset_in(
+    store: &Store,
+    email: &str,
+    new_password: &str,
+    options: ResetOptions,
+) -> Result<String, String> {
     let account = store
         .account_by_email(email)
         .map_err(|e| e.to_string())?
@@ -60,6 +90,23 @@ pub fn reset_password(
         .map_err(|e| e.to_string())?;
     store.close_cleanly().map_err(|e| e.to_string())?;
     Ok(account.id)
+}
+
+/// The error for a store that holds no installation.
+fn no_installation(options: &StoreOptions) -> String {
+    format!(
+        "{} holds no profiled installation (check --store-prefix, PROFILED_STORE_PREFIX)",
+        options.describe()
+    )
+}
+
+/// The installation `options` names, opened read-only at one revision.
+fn open_pinned(options: &StoreOptions) -> Result<(Store, Inspection), String> {
+    let scratch = private_dir()?;
+    let store = Store::open_existing(&scratch.dir, options, true)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| no_installation(options))?;
+    Ok((store, scratch))
 }
 
 /// A private copy of a stopped server's data directory, removed when dropped.
@@ -88,9 +135,17 @@ fn inspect(data_dir: &Path) -> Result<Inspection, String> {
         }
         .to_string());
     }
+    let copy = private_dir()?;
+    copy_tree(data_dir, &copy.dir)
+        .map_err(|e| format!("cannot make a private copy in {}: {e}", copy.dir.display()))?;
+    Ok(copy)
+}
+
+/// A new private directory under the system's temporary directory (`TMPDIR`).
+fn private_dir() -> Result<Inspection, String> {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random).map_err(|e| e.to_string())?;
-    let copy = Inspection {
+    let dir = Inspection {
         dir: std::env::temp_dir().join(format!(
             "profiled-inspect-{}-{:016x}",
             std::process::id(),
@@ -99,11 +154,9 @@ fn inspect(data_dir: &Path) -> Result<Inspection, String> {
     };
     std::fs::DirBuilder::new()
         .mode(0o700)
-        .create(&copy.dir)
-        .map_err(|e| format!("cannot make a private copy in {}: {e}", copy.dir.display()))?;
-    copy_tree(data_dir, &copy.dir)
-        .map_err(|e| format!("cannot make a private copy in {}: {e}", copy.dir.display()))?;
-    Ok(copy)
+        .create(&dir.dir)
+        .map_err(|e| format!("cannot make a private copy in {}: {e}", dir.dir.display()))?;
+    Ok(dir)
 }
 
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -131,6 +184,19 @@ pub fn check(data_dir: &Path) -> Result<(bool, Vec<String>), String> {
         }
         Err(e) => return Err(e.for_dir(data_dir).to_string()),
     };
+    checked(&store)
+}
+
+/// `check` on the installation `options` names (etcd), read at one revision while its nodes
+/// may serve. Nothing is repaired: each record and its index keys are written in one
+/// transaction, so any problem found is real damage (or a key written by hand).
+pub fn check_store(options: &StoreOptions) -> Result<(bool, Vec<String>), String> {
+    let (store, _scratch) = open_pinned(options)?;
+    checked(&store)
+}
+
+/// Runs the store's consistency check without repairing: whether it is clean, and its lines.
+fn checked(store: &Store) -> Result<(bool, Vec<String>), String> {
     let mut report = crate::store::unique::RepairReport::default();
     store.check(&mut report, false).map_err(|e| e.to_string())?;
     let mut lines = Vec::new();
@@ -193,6 +259,30 @@ pub fn export(
         }
         Err(e) => return Err(damaged(e.to_string())),
     };
+    write_backup(snapshot, key, out)?;
+    Ok((counts, missing))
+}
+
+/// `export` of the installation `options` names (etcd): every tree read at one revision, so
+/// the backup is the installation as it was at one moment while its nodes go on writing.
+pub fn export_store(
+    options: &StoreOptions,
+    out: &mut impl std::io::Write,
+) -> Result<(usize, usize), String> {
+    let (store, _scratch) = open_pinned(options)?;
+    let snapshot = store.snapshot().map_err(|e| e.to_string())?;
+    let counts = snapshot.counts();
+    let key = store.settings().map_err(|e| e.to_string())?.backup_key;
+    write_backup(snapshot, key, out)?;
+    Ok(counts)
+}
+
+/// Writes `snapshot` to `out`, encrypted to `key` when there is one (as `GET /admin/backup`).
+fn write_backup(
+    snapshot: crate::store::backup::Snapshot,
+    key: Option<crate::backup_crypt::BackupKey>,
+    out: &mut impl std::io::Write,
+) -> Result<(), String> {
     let write = |out: &mut dyn std::io::Write, chunk: Vec<u8>| {
         out.write_all(&chunk).map_err(|e| e.to_string())
     };
@@ -201,8 +291,7 @@ pub fn export(
         Some(key) => crate::backup_crypt::encrypt_lines(&key, snapshot.into_lines())?
             .try_for_each(|c| write(out, c))?,
     }
-    out.flush().map_err(|e| e.to_string())?;
-    Ok((counts, missing))
+    out.flush().map_err(|e| e.to_string())
 }
 
 /// Writes `path` through a private temporary file beside it (mode 0600), synced and renamed
@@ -252,9 +341,27 @@ pub fn write_file_atomically<T>(
 /// passphrase; a wrong one, or any altered or missing byte, restores nothing.
 pub fn import(
     data_dir: &Path,
-    mut input: impl std::io::BufRead,
+    input: impl std::io::BufRead,
     passphrase: impl FnOnce() -> Result<zeroize::Zeroizing<String>, String>,
 ) -> Result<(usize, usize), String> {
+    crate::store::backup::import(data_dir, plain(input, passphrase)?)
+}
+
+/// `import` into the installation `options` names (etcd), which must hold no key yet.
+pub fn import_store(
+    options: &StoreOptions,
+    input: impl std::io::BufRead,
+    passphrase: impl FnOnce() -> Result<zeroize::Zeroizing<String>, String>,
+) -> Result<(usize, usize), String> {
+    let scratch = private_dir()?;
+    crate::store::backup::import_store(&scratch.dir, options, plain(input, passphrase)?)
+}
+
+/// The backup's JSON lines: `input` itself, or decrypted when it is encrypted.
+fn plain<'a>(
+    mut input: impl std::io::BufRead + 'a,
+    passphrase: impl FnOnce() -> Result<zeroize::Zeroizing<String>, String>,
+) -> Result<Box<dyn std::io::BufRead + 'a>, String> {
     use std::io::Read;
     let mut start = Vec::with_capacity(crate::backup_crypt::MAGIC.len());
     (&mut input)
@@ -264,8 +371,8 @@ pub fn import(
     let encrypted = crate::backup_crypt::is_encrypted(&start);
     let input = std::io::Cursor::new(start).chain(input);
     if !encrypted {
-        return crate::store::backup::import(data_dir, input);
+        return Ok(Box::new(input));
     }
     let plain = crate::backup_crypt::decrypt(input, &passphrase()?)?;
-    crate::store::backup::import(data_dir, std::io::BufReader::new(plain))
+    Ok(Box::new(std::io::BufReader::new(plain)))
 }

@@ -97,14 +97,24 @@ fn main() -> ExitCode {
                     }
                 },
             };
-            match profiled::commands::reset_password(
-                &args.data_dir,
-                &args.email,
-                &password,
-                profiled::commands::ResetOptions {
-                    make_admin: args.make_admin,
-                },
-            ) {
+            let options = profiled::commands::ResetOptions {
+                make_admin: args.make_admin,
+            };
+            let reset = match args.store.offline() {
+                Some(store) => profiled::commands::reset_password_in_store(
+                    &store,
+                    &args.email,
+                    &password,
+                    options,
+                ),
+                None => profiled::commands::reset_password(
+                    &args.data_dir,
+                    &args.email,
+                    &password,
+                    options,
+                ),
+            };
+            match reset {
                 Ok(id) => {
                     eprintln!("profiled: the password of {} ({id}) was reset", args.email);
                     ExitCode::SUCCESS
@@ -115,40 +125,56 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some(Command::Check(args)) => match profiled::commands::check(&args.data_dir) {
-            Ok((clean, lines)) => {
-                for l in &lines {
-                    println!("{l}");
-                }
-                if clean {
+        Some(Command::Check(args)) => {
+            let store = args.store.offline();
+            let checked = match &store {
+                Some(store) => profiled::commands::check_store(store),
+                None => profiled::commands::check(&args.data_dir),
+            };
+            match checked {
+                Ok((true, _)) => {
                     println!("ok: every invariant holds");
                     ExitCode::SUCCESS
-                } else {
-                    println!(
-                        "{} problem(s). Stale and missing entries are repaired when the server starts; damaged data needs a restore from backup.",
-                        lines.len()
-                    );
+                }
+                Ok((false, lines)) => {
+                    for l in &lines {
+                        println!("{l}");
+                    }
+                    // etcd writes each record with its index keys in one transaction, and
+                    // nodes sharing it never repair: nothing a crash leaves needs repairing.
+                    let advice = if store.is_some() {
+                        "etcd keeps a record and its index keys in one transaction, so these were changed outside profiled or damaged; restore a backup into a new prefix (profiled import --store-prefix …)"
+                    } else {
+                        "Stale and missing entries are repaired when the server starts; damaged data needs a restore from backup."
+                    };
+                    println!("{} problem(s). {advice}", lines.len());
                     ExitCode::FAILURE
                 }
+                Err(e) => {
+                    eprintln!("profiled: {e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("profiled: {e}");
-                ExitCode::from(2)
-            }
-        },
+        }
+        Some(Command::Export(args)) if args.salvage && args.dir.store.offline().is_some() => {
+            eprintln!(
+                "profiled: --salvage is for a damaged data directory; etcd keeps its own copies on every member"
+            );
+            ExitCode::from(2)
+        }
         Some(Command::Export(args)) => {
+            let store = args.dir.store.offline();
+            let export = |w: &mut dyn std::io::Write| match &store {
+                Some(store) => profiled::commands::export_store(store, &mut &mut *w)
+                    .map(|counts| (counts, None)),
+                None => profiled::commands::export(&args.dir.data_dir, &mut &mut *w, args.salvage),
+            };
             let result = match &args.output {
                 // Private (it holds the password hashes and the secret), written beside the
                 // target and renamed over it only once complete: a failed export never
                 // destroys an earlier backup, and a partial one never passes for one.
-                Some(path) => profiled::commands::write_file_atomically(path, |w| {
-                    profiled::commands::export(&args.dir.data_dir, w, args.salvage)
-                }),
-                None => profiled::commands::export(
-                    &args.dir.data_dir,
-                    &mut std::io::stdout().lock(),
-                    args.salvage,
-                ),
+                Some(path) => profiled::commands::write_file_atomically(path, |w| export(w)),
+                None => export(&mut std::io::stdout().lock()),
             };
             match result {
                 Ok((counts, Some(missing))) => {
@@ -164,18 +190,17 @@ fn main() -> ExitCode {
         Some(Command::Import(args)) => {
             let from_stdin = args.file.as_os_str() == "-";
             let passphrase = || backup_passphrase(args.passphrase_file.as_deref(), from_stdin);
+            let store = args.dir.store.offline();
+            let import = |input: &mut dyn BufRead| match &store {
+                Some(store) => profiled::commands::import_store(store, input, passphrase),
+                None => profiled::commands::import(&args.dir.data_dir, input, passphrase),
+            };
             let result = if from_stdin {
-                profiled::commands::import(&args.dir.data_dir, std::io::stdin().lock(), passphrase)
+                import(&mut std::io::stdin().lock())
             } else {
                 std::fs::File::open(&args.file)
                     .map_err(|e| format!("{}: {e}", args.file.display()))
-                    .and_then(|f| {
-                        profiled::commands::import(
-                            &args.dir.data_dir,
-                            BufReader::new(f),
-                            passphrase,
-                        )
-                    })
+                    .and_then(|f| import(&mut BufReader::new(f)))
             };
             report_counts("imported", result)
         }

@@ -279,6 +279,21 @@ impl Default for StoreOptions {
     }
 }
 
+impl StoreOptions {
+    /// The store these options name when it is not sled in a data directory, for messages:
+    /// `the etcd prefix "P/"`.
+    pub fn describe(&self) -> String {
+        #[cfg(feature = "etcd")]
+        if let Some(etcd) = &self.etcd {
+            return format!("the etcd prefix {:?}", format!("{}/", etcd.prefix));
+        }
+        "the store".into()
+    }
+}
+
+/// A record as a `UniqueTable` keeps it: id, unique key, record.
+pub(crate) type TableRow = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// Every uniquely indexed table, opened by name in one place (for the server and for import).
 pub(crate) struct Tables {
     pub(crate) accounts: UniqueTable,
@@ -325,14 +340,14 @@ impl Tables {
         ]
     }
 
-    /// Inserts a client profile in its backup form (import).
-    pub(crate) fn insert_client_profile_raw(&self, backup_form: &[u8]) -> Result<(), StoreError> {
+    /// A client profile in its backup form as the table keeps it (import).
+    pub(crate) fn client_profile_row(backup_form: &[u8]) -> Result<TableRow, StoreError> {
         let profile: ClientProfile = decode(backup_form)?;
-        self.client_profiles.table.insert(
-            profile.id.as_bytes(),
-            &profile.name_key(),
+        Ok((
+            profile.id.as_bytes().to_vec(),
+            profile.name_key(),
             profile_record::encode(&profile),
-        )
+        ))
     }
 }
 
@@ -393,6 +408,50 @@ impl Store {
         dir: &Path,
         options: &StoreOptions,
     ) -> Result<(Store, RepairReport), OpenError> {
+        open::prepare_dir(dir)?;
+        // sled treats a damaged log as a torn tail and may recover it as empty: a database file
+        // with content but without profiled's stamp (written and flushed before a store ever
+        // serves) is damaged, not new.
+        let existed = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
+        let db = Self::engine(dir, options)?;
+        Self::open_on(dir, db, existed, options)
+    }
+
+    /// Opens an installation that exists, without repairing anything and without writing
+    /// while it opens: the offline commands against etcd, while nodes may be serving. With
+    /// `pinned`, every read is of the database as it was at the start (see
+    /// `engine::Db::pinned`), and nothing can be written. `dir` is a private scratch
+    /// directory (the engine keeps nothing there). `None`: the store holds no installation.
+    pub fn open_existing(
+        dir: &Path,
+        options: &StoreOptions,
+        pinned: bool,
+    ) -> Result<Option<Store>, OpenError> {
+        open::prepare_dir(dir)?;
+        let mut db = Self::engine(dir, options)?;
+        let failed = |e: engine::Error| engine::sled::open_error(dir, &e);
+        if pinned {
+            db = db.pinned().map_err(failed)?;
+        }
+        // Every installation is stamped with its schema before anything else is written.
+        if db
+            .open_tree(META)
+            .and_then(|m| m.get(META_SCHEMA))
+            .map_err(failed)?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        Self::open_on(dir, db, false, options).map(|(store, _)| Some(store))
+    }
+
+    /// `open_unrepaired` on an engine already open; `existed`: sled's file had content.
+    fn open_on(
+        dir: &Path,
+        db: engine::Db,
+        existed: bool,
+        options: &StoreOptions,
+    ) -> Result<(Store, RepairReport), OpenError> {
         let unreadable = |cause: String| OpenError::Unreadable {
             dir: dir.to_path_buf(),
             cause,
@@ -401,12 +460,6 @@ impl Store {
             dir: dir.to_path_buf(),
             what,
         };
-        open::prepare_dir(dir)?;
-        // sled treats a damaged log as a torn tail and may recover it as empty: a database file
-        // with content but without profiled's stamp (written and flushed before a store ever
-        // serves) is damaged, not new.
-        let existed = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
-        let db = Self::engine(dir, options)?;
         let shared = db.shared();
         let existed = existed && !shared;
         // The commit record guards sled's own recovery; etcd acknowledges only what a majority

@@ -3,7 +3,8 @@
 //! restarted on the same directory, and checked against every acknowledged answer.
 //!
 //! Seeded: the seed is printed, and `PROFILED_CRASH_SEED=<n>` replays the same choices
-//! (`PROFILED_CRASH_ROUNDS` changes the number of rounds, default 20).
+//! (`PROFILED_CRASH_ROUNDS` changes the number of rounds, default 20). The clients, the model
+//! and its verification are shared with the same test against etcd (`etcd_commands`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// splitmix64: small, seedable, good enough to pick operations.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -27,7 +28,7 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
@@ -62,7 +63,7 @@ struct Account {
     pending: Option<Acct>,
 }
 
-struct Client {
+pub(crate) struct Client {
     rng: Rng,
     profiles: Vec<Profile>,
     accounts: Vec<Account>,
@@ -96,7 +97,7 @@ fn pick_email(rng: &mut Rng) -> String {
 }
 
 /// One client's work until the server dies under it.
-async fn drive(
+pub(crate) async fn drive(
     mut c: Client,
     addr: std::net::SocketAddr,
     token: String,
@@ -277,7 +278,12 @@ async fn get(addr: std::net::SocketAddr, auth: &str, path: &str, appgate: bool) 
 }
 
 /// Checks the restarted server against the model and adopts what it finds.
-async fn verify(clients: &mut [Client], addr: std::net::SocketAddr, token: &str, round: usize) {
+pub(crate) async fn verify(
+    clients: &mut [Client],
+    addr: std::net::SocketAddr,
+    token: &str,
+    round: usize,
+) {
     let auth = format!("Bearer {token}");
     let mut names = HashSet::new();
     let mut ids = HashSet::new();
@@ -426,9 +432,18 @@ fn offline_check(dir: &std::path::Path, must_be_clean: bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn acknowledged_writes_survive_kill_9() {
-    let seed: u64 = std::env::var("PROFILED_CRASH_SEED")
+/// The client profiles the model holds as existing.
+pub(crate) fn existing(clients: &[Client]) -> usize {
+    clients
+        .iter()
+        .flat_map(|c| &c.profiles)
+        .filter(|p| p.acked.is_some())
+        .count()
+}
+
+/// The seed of this run: `PROFILED_CRASH_SEED`, else the clock.
+pub(crate) fn seed() -> u64 {
+    std::env::var("PROFILED_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
@@ -436,15 +451,12 @@ async fn acknowledged_writes_survive_kill_9() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_nanos() as u64
-        });
-    let rounds: usize = std::env::var("PROFILED_CRASH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
-    eprintln!("crash test: seed {seed}, {rounds} rounds (replay with PROFILED_CRASH_SEED={seed})");
-    let mut rng = Rng(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let mut clients: Vec<Client> = (0..CLIENTS)
+        })
+}
+
+/// The clients of a run, each with its own random choices, and nothing acknowledged yet.
+pub(crate) fn new_clients(seed: u64) -> Vec<Client> {
+    (0..CLIENTS)
         .map(|k| Client {
             rng: Rng(seed ^ (k as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D)),
             profiles: (0..PROFILES_PER_CLIENT)
@@ -463,7 +475,44 @@ async fn acknowledged_writes_survive_kill_9() {
                 })
                 .collect(),
         })
-        .collect();
+        .collect()
+}
+
+/// Exports need a host: sets `profileHostname` through the server at `addr`.
+pub(crate) async fn set_profile_hostname(addr: std::net::SocketAddr, token: &str) {
+    let auth = format!("Bearer {token}");
+    let r = send(
+        addr,
+        Method::GET,
+        "/admin/global-settings",
+        &appgate_headers(&auth),
+        Bytes::new(),
+    )
+    .await;
+    let mut s = r.json();
+    s["profileHostname"] = json!("crash.example.com");
+    let r = send(
+        addr,
+        Method::PUT,
+        "/admin/global-settings",
+        &appgate_headers(&auth),
+        Bytes::from(s.to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_kill_9() {
+    let seed = seed();
+    let rounds: usize = std::env::var("PROFILED_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    eprintln!("crash test: seed {seed}, {rounds} rounds (replay with PROFILED_CRASH_SEED={seed})");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let mut clients = new_clients(seed);
     let mut settings_done = false;
     for round in 0..rounds {
         let p = Process::start(dir.path(), Some(ADMIN_PASSWORD));
@@ -474,27 +523,7 @@ async fn acknowledged_writes_survive_kill_9() {
         );
         let token = token.json()["access_token"].as_str().unwrap().to_string();
         if !settings_done {
-            // Exports need a host.
-            let auth = format!("Bearer {token}");
-            let r = send(
-                p.addr,
-                Method::GET,
-                "/admin/global-settings",
-                &appgate_headers(&auth),
-                Bytes::new(),
-            )
-            .await;
-            let mut s = r.json();
-            s["profileHostname"] = json!("crash.example.com");
-            let r = send(
-                p.addr,
-                Method::PUT,
-                "/admin/global-settings",
-                &appgate_headers(&auth),
-                Bytes::from(s.to_string()),
-            )
-            .await;
-            assert_eq!(r.status, 204);
+            set_profile_hostname(p.addr, &token).await;
             settings_done = true;
         }
         verify(&mut clients, p.addr, &token, round).await;
@@ -524,10 +553,6 @@ async fn acknowledged_writes_survive_kill_9() {
     let (status, _) = p.wait();
     assert!(status.success());
     offline_check(dir.path(), true);
-    let existing = clients
-        .iter()
-        .flat_map(|c| &c.profiles)
-        .filter(|p| p.acked.is_some())
-        .count();
+    let existing = existing(&clients);
     eprintln!("crash test: {rounds} kills survived; {existing} client profiles at the end");
 }

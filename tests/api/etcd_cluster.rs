@@ -12,6 +12,7 @@ use crate::helpers::*;
 /// A 3-member cluster in a temporary directory, stopped when dropped.
 pub(crate) struct Cluster {
     pub(crate) dir: tempfile::TempDir,
+    /// HOST:PORT of each member, comma-separated (what `etcd://` takes).
     pub(crate) endpoints: String,
 }
 
@@ -52,6 +53,16 @@ impl Cluster {
             profiled::store::EtcdOptions::parse(&format!("etcd://{}", self.endpoints)).unwrap();
         etcd.prefix = prefix.to_string();
         move |c: &mut profiled::Config| c.store.etcd = Some(etcd)
+    }
+
+    /// `--store etcd://… --store-prefix PREFIX`: the flags of the binary for this cluster.
+    pub(crate) fn flags(&self, prefix: &str) -> Vec<String> {
+        vec![
+            "--store".into(),
+            format!("etcd://{}", self.endpoints),
+            "--store-prefix".into(),
+            prefix.into(),
+        ]
     }
 
     /// Kills member `n` (SIGKILL, by its PID).

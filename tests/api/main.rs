@@ -17,6 +17,8 @@ mod deploy;
 #[cfg(feature = "etcd")]
 mod etcd_cluster;
 #[cfg(feature = "etcd")]
+mod etcd_commands;
+#[cfg(feature = "etcd")]
 mod etcd_limits;
 mod foundation;
 mod global_settings;

@@ -718,6 +718,34 @@ impl IDb for EtcdDb {
         Ok(())
     }
 
+    fn pinned(&self) -> Result<Option<Db>> {
+        let revision = run(self.0.clone().revision())?;
+        Ok(Some(Db::new(PinnedDb {
+            shared: self.0.clone(),
+            revision,
+        })))
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        Ok(count(&self.0, self.0.root.clone(), 0)? == 0)
+    }
+
+    fn clear(&self) -> Result<bool> {
+        let root = self.0.root.clone();
+        call(&self.0, move |mut c| {
+            let root = root.clone();
+            async move {
+                let end = prefix_end(&root);
+                c.delete(
+                    root,
+                    Some(etcd_client::DeleteOptions::new().with_range(end)),
+                )
+                .await?;
+                Ok(true)
+            }
+        })
+    }
+
     fn transact(&self, checks: &[Check<'_>], writes: &[Write<'_>]) -> Result<Option<bool>> {
         let key = |t: &super::Tree, k: &[u8]| -> Result<Vec<u8>> { Ok(etcd_tree(t)?.key(k)) };
         let mut when = Vec::with_capacity(checks.len());
@@ -931,6 +959,15 @@ async fn scan(
     c: Client,
     prefix: Vec<u8>,
 ) -> std::result::Result<Vec<(Value, Value)>, etcd_client::Error> {
+    scan_at(c, prefix, 0).await
+}
+
+/// Every entry under `prefix`, in key order, read in pages at `revision` (0: the current one).
+async fn scan_at(
+    c: Client,
+    prefix: Vec<u8>,
+    revision: i64,
+) -> std::result::Result<Vec<(Value, Value)>, etcd_client::Error> {
     const PAGE: i64 = 1000;
     {
         {
@@ -938,7 +975,7 @@ async fn scan(
             let end = prefix_end(&prefix);
             let mut out = Vec::new();
             let mut from = prefix.clone();
-            let mut revision = 0;
+            let mut revision = revision;
             loop {
                 let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
                 if revision > 0 {
@@ -1085,24 +1122,149 @@ impl ITree for EtcdTree {
     }
 
     fn len(&self) -> usize {
-        let prefix = self.prefix.clone();
-        call(&self.shared, move |mut c| {
-            let prefix = prefix.clone();
-            async move {
-                let got = c
-                    .get(
-                        prefix.clone(),
-                        Some(
-                            GetOptions::new()
-                                .with_range(prefix_end(&prefix))
-                                .with_count_only(),
-                        ),
-                    )
-                    .await?;
-                Ok(got.count() as usize)
+        count(&self.shared, self.prefix.clone(), 0).unwrap_or(0)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// The number of keys under `prefix` at `revision` (0: the current one).
+fn count(shared: &Arc<Shared>, prefix: Vec<u8>, revision: i64) -> Result<usize> {
+    call(shared, move |mut c| {
+        let prefix = prefix.clone();
+        async move {
+            let mut options = GetOptions::new()
+                .with_range(prefix_end(&prefix))
+                .with_count_only();
+            if revision > 0 {
+                options = options.with_revision(revision);
             }
-        })
-        .unwrap_or(0)
+            Ok(c.get(prefix, Some(options)).await?.count() as usize)
+        }
+    })
+}
+
+/// The cluster as it was at one revision, read-only (`Db::pinned`): every read names the
+/// revision, so reads that take a while (a check, a backup) agree with each other while
+/// nodes go on writing. etcd keeps old revisions until it compacts them: a read of a
+/// compacted revision fails (etcd: "required revision has been compacted"), and the command
+/// is run again.
+struct PinnedDb {
+    shared: Arc<Shared>,
+    revision: i64,
+}
+
+fn read_only() -> Error {
+    Error::Etcd("a read at one revision cannot write".into())
+}
+
+impl IDb for PinnedDb {
+    fn open_tree(&self, name: &str) -> Result<Arc<dyn ITree>> {
+        let mut prefix = self.shared.root.clone();
+        prefix.extend_from_slice(name.as_bytes());
+        prefix.push(b'/');
+        Ok(Arc::new(PinnedTree {
+            shared: self.shared.clone(),
+            prefix,
+            revision: self.revision,
+            entries: Mutex::new(None),
+        }))
+    }
+
+    fn generate_id(&self) -> Result<u64> {
+        Err(read_only())
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn transact(&self, _: &[Check<'_>], _: &[Write<'_>]) -> Result<Option<bool>> {
+        Err(read_only())
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn pinned(&self) -> Result<Option<Db>> {
+        Ok(Some(Db::new(PinnedDb {
+            shared: self.shared.clone(),
+            revision: self.revision,
+        })))
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        Ok(count(&self.shared, self.shared.root.clone(), self.revision)? == 0)
+    }
+}
+
+/// A tree's entries at one revision, in key order.
+type Snapshot = Arc<Vec<(Value, Value)>>;
+
+struct PinnedTree {
+    shared: Arc<Shared>,
+    /// `<prefix>/<tree>/`.
+    prefix: Vec<u8>,
+    revision: i64,
+    /// Every entry at `revision`, in key order, read on first use: a revision never changes,
+    /// and a check looks up each index entry's record and each record's index entry, which
+    /// would otherwise be one request each (2,000 client profiles: 8 s instead of 0.2 s).
+    entries: Mutex<Option<Snapshot>>,
+}
+
+impl PinnedTree {
+    fn entries(&self) -> Result<Snapshot> {
+        let mut loaded = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(all) = &*loaded {
+            return Ok(all.clone());
+        }
+        let (prefix, revision) = (self.prefix.clone(), self.revision);
+        let all = Arc::new(call(&self.shared, move |c| {
+            scan_at(c, prefix.clone(), revision)
+        })?);
+        *loaded = Some(all.clone());
+        Ok(all)
+    }
+}
+
+impl ITree for PinnedTree {
+    fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        let all = self.entries()?;
+        Ok(all
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()
+            .map(|i| all[i].1.clone()))
+    }
+
+    fn insert(&self, _: &[u8], _: &[u8]) -> Result<Option<Value>> {
+        Err(read_only())
+    }
+
+    fn remove(&self, _: &[u8]) -> Result<Option<Value>> {
+        Err(read_only())
+    }
+
+    fn compare_and_swap(
+        &self,
+        _: &[u8],
+        _: Option<&[u8]>,
+        _: Option<&[u8]>,
+    ) -> Result<std::result::Result<(), CasFailure>> {
+        Err(read_only())
+    }
+
+    fn iter(&self) -> Entries<'static> {
+        match self.entries() {
+            Ok(all) => Box::new((0..all.len()).map(move |i| Ok(all[i].clone()))),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries().map_or(0, |all| all.len())
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -15,6 +15,12 @@
 //!   (`transact`): engines that have it (etcd) keep a record and its unique index keys in one
 //!   write; the others (sled) answer `None`, and the tables use compare-and-swap reservations.
 //!
+//! Reads that must agree with each other while other processes write (`check`, `export`, a
+//! backup) go through `pinned`: a read-only view of the whole database as it was at one
+//! moment (etcd: one revision). An engine that only this process writes (sled) answers with
+//! itself: the caller keeps its own writers out while it reads (the backup's gate), or works
+//! on a stopped copy.
+//!
 //! The change feed: with one process writing (sled), every change passes through the tables'
 //! own write hook (`UniqueTable::watched`). An engine that other processes write to too (etcd)
 //! also tells `watch`ers of every change, in commit order, and `caught_up` waits until they
@@ -139,6 +145,18 @@ pub(crate) trait IDb: Send + Sync {
     fn ready(&self) -> Result<()> {
         Ok(())
     }
+    /// A read-only view of every tree as it is now, which later writes do not change (`None`:
+    /// only this process writes; reads see the database itself).
+    fn pinned(&self) -> Result<Option<Db>> {
+        Ok(None)
+    }
+    /// Whether the database holds no key at all, in any tree.
+    fn is_empty(&self) -> Result<bool>;
+    /// Removes every key (`false`: this engine cannot; a failed import into an etcd prefix
+    /// that was empty takes back what it wrote).
+    fn clear(&self) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// One engine's named tree.
@@ -233,6 +251,22 @@ impl Db {
     /// See `IDb::ready`.
     pub(crate) fn ready(&self) -> Result<()> {
         self.0.ready()
+    }
+
+    /// Every tree as it is now, read-only: reads through it agree with each other however
+    /// long they take while other processes write (see `IDb::pinned`; sled: this database).
+    pub(crate) fn pinned(&self) -> Result<Db> {
+        Ok(self.0.pinned()?.unwrap_or_else(|| self.clone()))
+    }
+
+    /// See `IDb::is_empty`.
+    pub(crate) fn is_empty(&self) -> Result<bool> {
+        self.0.is_empty()
+    }
+
+    /// See `IDb::clear`.
+    pub(crate) fn clear(&self) -> Result<bool> {
+        self.0.clear()
     }
 }
 

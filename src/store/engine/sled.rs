@@ -31,6 +31,15 @@ impl IDb for SledDb {
         Ok(self.db.generate_id()?)
     }
 
+    fn is_empty(&self) -> Result<bool> {
+        for name in self.db.tree_names() {
+            if !self.db.open_tree(name)?.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn flush(&self) -> Result<()> {
         self.db.flush()?;
         if let Some(f) = &self.file {
@@ -197,6 +206,25 @@ mod tests {
 
     fn message(e: sled::Error) -> String {
         sled_error(Path::new("/data"), &e).to_string()
+    }
+
+    #[test]
+    fn a_database_is_empty_until_any_tree_holds_a_key() {
+        let db = temporary();
+        assert!(db.is_empty().unwrap());
+        let t = db.open_tree("t").unwrap();
+        assert!(db.is_empty().unwrap());
+        t.insert(b"k", b"v").unwrap();
+        assert!(!db.is_empty().unwrap());
+        // Only this process writes: reads need no pinning, and see the database itself.
+        assert!(
+            db.pinned()
+                .unwrap()
+                .open_tree("t")
+                .unwrap()
+                .contains_key(b"k")
+                .unwrap()
+        );
     }
 
     #[test]

@@ -25,6 +25,10 @@ impl IDb for Recording {
         self.inner.flush()
     }
 
+    fn is_empty(&self) -> engine::Result<bool> {
+        self.inner.is_empty()
+    }
+
     fn transact(&self, checks: &[Check<'_>], writes: &[Write<'_>]) -> engine::Result<Option<bool>> {
         {
             let mut most = self.most.lock().unwrap();
