@@ -549,11 +549,14 @@ pub(crate) fn open(options: &EtcdOptions) -> Result<Db> {
         feed: Feed::default(),
         leases: Mutex::default(),
     });
-    // Proves that a member answers (and takes the credentials).
-    call(
-        &shared,
-        |mut c| async move { c.get("health-probe", None).await },
-    )?;
+    // Proves that a member answers (and takes the credentials): a read under the prefix, the
+    // only keys a user limited to the installation's prefix may read.
+    let mut probe = shared.root.clone();
+    probe.extend_from_slice(b"health-probe");
+    call(&shared, move |mut c| {
+        let probe = probe.clone();
+        async move { c.get(probe, None).await }
+    })?;
     Ok(Db::new(EtcdDb(shared)))
 }
 
