@@ -72,6 +72,8 @@ pub(crate) const TREE_KEYHASH_APPLICATION: &str = "appkeyhash_applicationid";
 pub(crate) const TREE_TOKENHASH_PASSWORD_RESET: &str = "resettokenhash_passwordreset";
 /// Failed-login counts shared by every node (etcd only; a single node keeps them in memory).
 pub(crate) const TREE_LOGIN_FAILURES: &str = "loginkeyhash_failures";
+/// Each account's sessions, for the per-account cap over every node (etcd only).
+pub(crate) const TREE_ACCOUNTID_SESSIONS: &str = "accountid_sessions";
 
 /// Errors of the storage layer. Expected outcomes (conflicts, absence) are typed apart from
 /// failures of the database itself, which are logged where they are turned into a 500.
@@ -370,6 +372,9 @@ struct Inner {
     password_resets: engine::Tree,
     /// Failed-login counts, when several nodes share the store.
     login_failures: Option<engine::Tree>,
+    /// Each account's sessions, when several nodes share the store (`session_index` is
+    /// then unused: it would know this node's logins only).
+    session_lists: Option<engine::Tree>,
     secret: [u8; 32],
     commit: GroupCommit,
     dir: PathBuf,
@@ -564,10 +569,13 @@ impl Store {
         let applications =
             applications::ApplicationTrees::open(&db).map_err(|e| unreadable(e.to_string()))?;
         let password_resets = tree(TREE_TOKENHASH_PASSWORD_RESET)?;
-        let login_failures = if shared {
-            Some(tree(TREE_LOGIN_FAILURES)?)
+        let (login_failures, session_lists) = if shared {
+            (
+                Some(tree(TREE_LOGIN_FAILURES)?),
+                Some(tree(TREE_ACCOUNTID_SESSIONS)?),
+            )
         } else {
-            None
+            (None, None)
         };
         let tables = Arc::new(tables);
         let last_seq = seq.max(record.map_or(0, |r| r.seq));
@@ -633,6 +641,7 @@ impl Store {
                 applications,
                 password_resets,
                 login_failures,
+                session_lists,
                 secret,
                 commit,
                 dir: dir.to_path_buf(),

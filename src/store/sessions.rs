@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, decode, encode};
+use super::{Store, StoreError, decode, encode, engine};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -101,6 +101,9 @@ impl Store {
         max_per_account: usize,
     ) -> Result<(), StoreError> {
         self.writable()?;
+        if let Some(lists) = &self.inner.session_lists {
+            return self.put_shared_session(lists, token_hash, session, max_per_account);
+        }
         let mut guard = self.inner.session_index.lock();
         let index = match guard.as_mut() {
             Some(index) => index,
@@ -118,6 +121,55 @@ impl Store {
             self.inner.sessions.remove(oldest)?;
         }
         Ok(())
+    }
+
+    /// `put_session` when several nodes share the store: the account's sessions are listed in
+    /// the store (under a lease that ends with the last of them), so that the cap holds over
+    /// every node's logins. The list drops the sessions that ended (expired, revoked, ended by
+    /// another node's cap) each time, before it counts; it is changed by compare-and-swap.
+    fn put_shared_session(
+        &self,
+        lists: &engine::Tree,
+        token_hash: &[u8; 32],
+        session: &Session,
+        max_per_account: usize,
+    ) -> Result<(), StoreError> {
+        let sessions = &self.inner.sessions;
+        sessions.insert_until(token_hash, encode(session), session.expires)?;
+        let key = session.account_id.as_bytes();
+        loop {
+            let old = lists.get(key)?;
+            // (created, expires, token hash), oldest first. One this build cannot read is
+            // started again: the sessions themselves are untouched.
+            let mut list: Vec<(i64, i64, [u8; 32])> = old
+                .as_ref()
+                .and_then(|v| serde_json::from_slice(v).ok())
+                .unwrap_or_default();
+            let hashes: Vec<&[u8]> = list.iter().map(|(_, _, h)| h.as_slice()).collect();
+            let live = sessions.get_many(&hashes)?;
+            let mut live = live.iter();
+            list.retain(|_| live.next().is_some_and(Option::is_some));
+            list.sort_unstable();
+            // The oldest end; never the one just made (whatever the nodes' clocks say).
+            let beyond = (list.len() + 1).saturating_sub(max_per_account.max(1));
+            let ended: Vec<_> = list.drain(..beyond).collect();
+            list.push((session.created, session.expires, *token_hash));
+            let until = list
+                .iter()
+                .map(|(_, e, _)| *e)
+                .max()
+                .unwrap_or(session.expires);
+            let new = serde_json::to_vec(&list).expect("a list serialises");
+            if lists
+                .compare_and_swap_until(key, old, Some(new), until)?
+                .is_ok()
+            {
+                for (_, _, hash) in ended {
+                    sessions.remove(hash)?;
+                }
+                return Ok(());
+            }
+        }
     }
 
     /// The account and expiry of a session (what authentication reads on every request),

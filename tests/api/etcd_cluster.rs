@@ -777,3 +777,38 @@ async fn a_node_reaches_etcd_over_tls_as_a_user_limited_to_its_prefix() {
     let untrusted = open(member.options("profiled", "etcd-password-1", false));
     assert!(!untrusted.contains("etcd-password-1"), "{untrusted}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_session_cap_holds_over_every_node() {
+    const NONE: &str = "00000000-0000-0000-0000-000000000000";
+    let cluster = Cluster::start();
+    let (a, b) = two_nodes_with(&cluster, "cap", |c| c.max_sessions_per_account = 2).await;
+    let email = "capped@example.com";
+    add_account(&a, email, "adminRole").await;
+    let works = |token: String| {
+        let (a, b) = (&a, &b);
+        async move {
+            let on_a = get(a, &token, NONE).await.status;
+            let on_b = get(b, &token, NONE).await.status;
+            assert_eq!(on_a, on_b, "the nodes disagree");
+            on_a == 404
+        }
+    };
+    // Logins taking turns over the nodes: the third ends the oldest, wherever it was made.
+    let first = a.login(email, ACCOUNT_PASSWORD).await;
+    let second = b.login(email, ACCOUNT_PASSWORD).await;
+    let third = a.login(email, ACCOUNT_PASSWORD).await;
+    assert!(!works(first).await);
+    assert!(works(second.clone()).await);
+    assert!(works(third.clone()).await);
+    // A session that ended otherwise (a logout on B) leaves its place to the next login.
+    let r = b.appgate(Method::POST, LOGOUT, Some(&second), None).await;
+    assert_eq!(r.status, 204);
+    let fourth = b.login(email, ACCOUNT_PASSWORD).await;
+    assert!(works(third.clone()).await);
+    assert!(works(fourth.clone()).await);
+    let fifth = a.login(email, ACCOUNT_PASSWORD).await;
+    assert!(!works(third).await);
+    assert!(works(fourth).await);
+    assert!(works(fifth).await);
+}
